@@ -1,0 +1,80 @@
+"""System checks: static configuration only; no check opens a Redis connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.utils.module_loading import import_string
+
+from blobcache.conf import blobcache_settings
+from blobcache.connection import import_client_factory
+
+E001 = "blobcache.E001"  # the cache alias is not configured
+E002 = "blobcache.E002"  # the cache alias is not a django-redis backend
+E003 = "blobcache.E003"  # CLIENT_FACTORY cannot be imported or is not callable
+E004 = "blobcache.E004"  # BLOBCACHE is not a dict or holds unknown keys
+
+DJANGO_REDIS_BACKEND = "django_redis.cache.RedisCache"
+
+
+@register(Tags.caches)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    user = getattr(settings, "BLOBCACHE", None)
+    if user is not None and not isinstance(user, dict):
+        return [Error("BLOBCACHE must be a dict.", hint="Set BLOBCACHE = {...}.", id=E004)]
+    unknown = blobcache_settings.unknown_keys()
+    if unknown:
+        return [
+            Error(
+                f"BLOBCACHE has unknown keys: {', '.join(unknown)}.",
+                hint="Check the spelling against the README's settings table.",
+                id=E004,
+            )
+        ]
+    return []
+
+
+@register(Tags.caches)
+def check_connection_source(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    factory = blobcache_settings.CLIENT_FACTORY
+    if factory:
+        try:
+            import_client_factory(factory)
+        except (ImportError, TypeError) as error:
+            return [
+                Error(
+                    f"BLOBCACHE['CLIENT_FACTORY'] = {factory!r} cannot be used: {error}",
+                    hint="Give the dotted path of a callable that returns a redis-py client.",
+                    id=E003,
+                )
+            ]
+        return []
+    alias = blobcache_settings.CACHE_ALIAS
+    caches = getattr(settings, "CACHES", {})
+    if alias not in caches:
+        return [
+            Error(
+                f"BLOBCACHE['CACHE_ALIAS'] is {alias!r}, but CACHES has no such alias.",
+                hint="Add a django-redis cache under that alias or set CACHE_ALIAS.",
+                id=E001,
+            )
+        ]
+    backend = caches[alias].get("BACKEND", "")
+    try:
+        backend_class = import_string(backend)
+        from django_redis.cache import RedisCache
+
+        is_django_redis = issubclass(backend_class, RedisCache)
+    except ImportError:
+        is_django_redis = False
+    if not is_django_redis:
+        return [
+            Error(
+                f"CACHES[{alias!r}] uses {backend!r}, which is not a django-redis backend.",
+                hint=f"Use BACKEND = {DJANGO_REDIS_BACKEND!r}, or set BLOBCACHE['CLIENT_FACTORY'].",
+                id=E002,
+            )
+        ]
+    return []

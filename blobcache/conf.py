@@ -1,0 +1,51 @@
+"""blobcache's settings: one ``BLOBCACHE`` dict in the host's settings, read lazily.
+
+Values are looked up on every access (cheap: one dict lookup) so that ``override_settings`` and
+pytest-django's ``settings`` fixture work without a reload step; only resolved objects that are
+costly to build (the imported factory, the cache manager) are cached, and those are dropped on
+``setting_changed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # The django-redis cache alias whose raw redis-py client blobcache uses.
+    "CACHE_ALIAS": "default",
+    # Optional dotted path to a callable returning a redis-py client (Cluster, or any topology
+    # django-redis cannot give). When set, CACHE_ALIAS is not used for the connection.
+    "CLIENT_FACTORY": None,
+    # DRF classes for the API; None means the host's REST_FRAMEWORK defaults.
+    "AUTHENTICATION_CLASSES": None,
+    "PERMISSION_CLASSES": None,
+    "THROTTLE_CLASSES": None,
+    # Seconds a client is told to wait (Retry-After) when Redis is unavailable.
+    "RETRY_AFTER": 1,
+    # The registry's filesystem storage root, for reconciliation.
+    "STORAGE_ROOT": None,
+    # Shared secret expected from the registry's notification endpoint.
+    "NOTIFICATIONS_SECRET": None,
+    "NOTIFICATIONS_HEADER": "Authorization",
+}
+
+SETTING_NAME = "BLOBCACHE"
+
+
+class BlobCacheSettings:
+    """Attribute access to the ``BLOBCACHE`` dict with defaults; unknown names raise."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"unknown blobcache setting {name!r}")
+        user = getattr(settings, SETTING_NAME, None) or {}
+        return user.get(name, DEFAULTS[name])
+
+    def unknown_keys(self) -> list[str]:
+        user = getattr(settings, SETTING_NAME, None) or {}
+        return sorted(key for key in user if key not in DEFAULTS)
+
+
+blobcache_settings = BlobCacheSettings()

@@ -1,0 +1,50 @@
+"""Resolves the redis-py client blobcache talks through.
+
+django-redis's ``get_redis_connection`` gives the raw client (no key prefix, no pickling), which
+is what reading the registry's own keys needs. django-redis has no Redis Cluster client
+(jazzband/django-redis#208, #606), so ``CLIENT_FACTORY`` lets a host hand over any redis-py
+client, a ``RedisCluster`` included.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from django.utils.module_loading import import_string
+
+from blobcache.conf import blobcache_settings
+
+
+def import_client_factory(path: str) -> Callable[[], Any]:
+    factory = import_string(path)
+    if not callable(factory):
+        raise TypeError(f"{path} is not callable")
+    return factory
+
+
+def get_client() -> Any:
+    """Return the configured redis-py client (``redis.Redis`` or ``redis.cluster.RedisCluster``)."""
+    factory_path = blobcache_settings.CLIENT_FACTORY
+    if factory_path:
+        return import_client_factory(factory_path)()
+    from django_redis import get_redis_connection
+
+    return get_redis_connection(blobcache_settings.CACHE_ALIAS)
+
+
+def describe_client(client: Any) -> str:
+    """``host:port`` (or the socket path) of a client, for messages; never includes a password."""
+    try:
+        pool = client.connection_pool
+        kwargs = pool.connection_kwargs
+        if kwargs.get("path"):
+            return str(kwargs["path"])
+        service = getattr(pool, "service_name", None)
+        if service:
+            return f"sentinel service {service}"
+        return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    except AttributeError:
+        nodes = getattr(client, "startup_nodes", None) or getattr(client, "nodes_manager", None)
+        if nodes is not None and hasattr(client, "get_nodes"):
+            return ",".join(f"{node.host}:{node.port}" for node in client.get_nodes()[:3])
+        return "the configured Redis"
