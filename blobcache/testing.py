@@ -34,3 +34,178 @@ def redis_cli_for(server: str) -> str | None:
     if beside.exists():
         return str(beside)
     return shutil.which("redis-cli")
+
+
+# --- Throwaway topologies: standalone, Sentinel (master, replica, three sentinels) and Cluster
+# (three masters with one replica each). Each process is a mirakuru executor on a free loopback
+# port; a topology is stopped as a whole.
+
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+
+def _free_port() -> int:
+    import port_for
+
+    return int(port_for.select_random())
+
+
+def start_redis_process(
+    data_dir: Path, *args: str, port: int | None = None, sentinel: bool = False
+) -> Any:
+    """Start one ``redis-server`` (or sentinel) on 127.0.0.1 and wait until it accepts TCP."""
+    from mirakuru import TCPExecutor
+
+    port = port or _free_port()
+    node_dir = data_dir / str(port)
+    node_dir.mkdir(parents=True, exist_ok=True)
+    command = [find_redis_server()]
+    if sentinel:
+        config = node_dir / "sentinel.conf"
+        config.write_text("")
+        command += [str(config), "--sentinel"]
+    command += [
+        "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir),
+        "--logfile", str(node_dir / "redis.log"),
+    ]
+    if not sentinel:
+        command += ["--save", "", "--appendonly", "no"]
+    command += list(args)
+    executor = TCPExecutor(command, host="127.0.0.1", port=port, timeout=30)
+    executor.start()
+    executor.port = port
+    return executor
+
+
+def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001 - a node still starting answers with errors
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Topology:
+    """A running set of Redis processes, with what a client needs to reach it."""
+
+    kind: str
+    processes: list[Any] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 0
+    sentinels: list[tuple[str, int]] = field(default_factory=list)
+    service_name: str = ""
+
+    def stop(self) -> None:
+        for process in self.processes:
+            try:
+                process.stop()
+            except Exception:  # noqa: BLE001 - stopping must go on for the other processes
+                pass
+
+
+def start_standalone(data_dir: Path) -> Topology:
+    server = start_redis_process(data_dir)
+    return Topology(kind="standalone", processes=[server], port=server.port)
+
+
+def start_sentinel(data_dir: Path, service_name: str = "blobcache") -> Topology:
+    """A master, one replica and three sentinels watching them (quorum 2, fast failover)."""
+    import redis
+
+    master = start_redis_process(data_dir)
+    replica = start_redis_process(data_dir, "--replicaof", "127.0.0.1", str(master.port))
+    topology = Topology(
+        kind="sentinel", processes=[master, replica], port=master.port,
+        service_name=service_name,
+    )
+    _wait(
+        lambda: redis.Redis(port=replica.port).info("replication")["master_link_status"]
+        == "up",
+        "the replica to sync",
+    )
+    for _ in range(3):
+        sentinel = start_redis_process(data_dir, sentinel=True)
+        client = redis.Redis(port=sentinel.port)
+        client.execute_command("SENTINEL", "MONITOR", service_name, "127.0.0.1", master.port, 2)
+        for option, value in (("down-after-milliseconds", 1000), ("failover-timeout", 5000),
+                              ("parallel-syncs", 1)):
+            client.execute_command("SENTINEL", "SET", service_name, option, value)
+        topology.processes.append(sentinel)
+        topology.sentinels.append(("127.0.0.1", sentinel.port))
+    for host, port in topology.sentinels:
+        _wait(
+            lambda port=port: len(
+                redis.Redis(port=port).execute_command("SENTINEL", "SENTINELS", service_name)
+            ) == 2,
+            "the sentinels to discover each other",
+        )
+    return topology
+
+
+def start_cluster(data_dir: Path, masters: int = 3, replicas_per_master: int = 1) -> Topology:
+    """Cluster-mode servers joined with CLUSTER MEET / ADDSLOTS / REPLICATE (no redis-cli)."""
+    import redis
+
+    count = masters * (1 + replicas_per_master)
+    nodes = [
+        start_redis_process(
+            data_dir, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
+        )
+        for _ in range(count)
+    ]
+    topology = Topology(kind="cluster", processes=nodes, port=nodes[0].port)
+    clients = [redis.Redis(port=node.port, decode_responses=True) for node in nodes]
+    for client in clients[1:]:
+        client.execute_command("CLUSTER", "MEET", "127.0.0.1", nodes[0].port)
+    slots_per_master = 16384 // masters
+    for index in range(masters):
+        first = index * slots_per_master
+        last = 16383 if index == masters - 1 else first + slots_per_master - 1
+        clients[index].execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
+    _wait(
+        lambda: all(
+            len(c.execute_command("CLUSTER", "NODES").splitlines()) == count for c in clients
+        ),
+        "every node to know every other",
+    )
+    for index in range(masters, count):
+        master_client = clients[(index - masters) % masters]
+        master_id = master_client.execute_command("CLUSTER", "MYID")
+        _wait(
+            lambda c=clients[index], m=master_id: c.execute_command(
+                "CLUSTER", "REPLICATE", m
+            ),
+            "a replica to attach",
+        )
+    _wait(
+        lambda: all(c.cluster("info")["cluster_state"] == "ok" for c in clients),
+        "cluster_state:ok on every node",
+    )
+    _wait(
+        lambda: all(
+            c.info("replication")["role"] == "master"
+            or c.info("replication")["master_link_status"] == "up"
+            for c in clients
+        ),
+        "the replicas to sync",
+    )
+    # Clients learn the topology from CLUSTER SLOTS, which lists replicas only after gossip.
+    _wait(
+        lambda: all(
+            all(len(entry) >= 2 + 1 + replicas_per_master
+                for entry in c.execute_command("CLUSTER", "SLOTS"))
+            for c in clients
+        ),
+        "every node to list the replicas in CLUSTER SLOTS",
+    )
+    for client in clients:
+        client.close()
+    return topology

@@ -73,7 +73,7 @@ def ensure_admin(password: str) -> None:
         "User.objects.create_superuser('admin', 'admin@localhost', None);"
         f"user.set_password({password!r}); user.save()"
     )
-    manage("shell", "-c", code)
+    manage("shell", "-v", "0", "-c", code)
 
 
 def main() -> int:
