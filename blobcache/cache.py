@@ -60,6 +60,12 @@ def _strip_script_noise(text: str) -> str:
     return text.split(": ", 2)[-1] if text.startswith("Error running script") else text
 
 
+def is_cluster_client(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
 def _is_missing(value: Any) -> bool:
     # RESP2 gives None for a Lua false; RESP3 gives the boolean False.
     return value is None or value is False
@@ -80,7 +86,9 @@ def _as_text(value: Any, what: str) -> str:
         raise DescriptorCorrupt(f"the cached {what} is not UTF-8 text") from error
 
 
-def descriptor_from_fields(digest: Any, size: Any, media_type: Any, override: Any = None) -> Descriptor:
+def descriptor_from_fields(
+    digest: Any, size: Any, media_type: Any, override: Any = None
+) -> Descriptor:
     """Build a descriptor from the raw ``HMGET digest size mediatype`` reply.
 
     A missing digest or size is a miss (a legacy ``length``-only hash reads as unknown, as in
@@ -105,7 +113,7 @@ def descriptor_from_fields(digest: Any, size: Any, media_type: Any, override: An
 
 
 class _Scripts:
-    """The Lua scripts registered on one client; redis-py runs them by SHA and reloads on NOSCRIPT."""
+    """The Lua scripts of one client; redis-py runs them by SHA and reloads them on NOSCRIPT."""
 
     def __init__(self, client: Any) -> None:
         self.stat_repository = client.register_script(scripts.load("stat_repository"))
@@ -116,13 +124,16 @@ class _Scripts:
 
 
 class DescriptorCache:
-    """The global (registry-wide) descriptor service, the registry's ``BlobDescriptorCacheProvider``."""
+    """The global (registry-wide) descriptor service: the registry's cache provider."""
 
     repository: str | None = None
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.scripts = _Scripts(client)
+        # A repository operation touches keys in different hash slots, and the key names are the
+        # registry's (no hash tags possible), so on Cluster it runs as ordered per-slot steps.
+        self.cluster = is_cluster_client(client)
 
     def repository_scoped(self, name: str) -> RepositoryScopedCache:
         """A service for one repository; validates the name and sends nothing to Redis."""
@@ -171,15 +182,15 @@ class RepositoryScopedCache:
 
     def stat(self, digest: str) -> Descriptor:
         validate_digest(digest)
+        global_key = keys.global_key(digest)
+        repository_key = keys.repository_key(self.repository, digest)
         with translate_redis_errors(self.client):
-            member, *fields = self.provider.scripts.stat_repository(
-                keys=[
-                    self._membership_key,
-                    keys.global_key(digest),
-                    keys.repository_key(self.repository, digest),
-                ],
-                args=[digest],
-            )
+            if self.provider.cluster:
+                member, *fields = self._stat_cluster(digest, global_key, repository_key)
+            else:
+                member, *fields = self.provider.scripts.stat_repository(
+                    keys=[self._membership_key, global_key, repository_key], args=[digest]
+                )
         if not member:
             raise BlobUnknown()
         digest_value, size, media_type, override = fields
@@ -187,6 +198,17 @@ class RepositoryScopedCache:
             # 3.x: a member without its repository hash is a miss (registry 2.x said ErrNil).
             raise BlobUnknown()
         return descriptor_from_fields(digest_value, size, media_type, override)
+
+    def _stat_cluster(self, digest: str, global_key: str, repository_key: str) -> list[Any]:
+        # Membership first: writers add it last and clears remove it first, so a member seen
+        # here has its hashes in place (or is being cleared, which reads as a miss).
+        if not self.client.sismember(self._membership_key, digest):
+            return [0]
+        pipe = self.client.pipeline()
+        pipe.hmget(global_key, keys.DESCRIPTOR_FIELDS)
+        pipe.hget(repository_key, keys.FIELD_MEDIA_TYPE)
+        fields, override = pipe.execute()
+        return [1, *fields, override]
 
     def set_descriptor(self, digest: str, descriptor: Descriptor) -> None:
         self.put(digest, descriptor)
@@ -213,26 +235,68 @@ class RepositoryScopedCache:
                 keys.repository_key(self.repository, canonical),
             ]
         with translate_redis_errors(self.client):
-            existed, *fields = self.provider.scripts.set_repository(
-                keys=write_keys,
-                args=[digest, canonical, descriptor.size, descriptor.media_type],
-            )
+            if self.provider.cluster:
+                existed, *fields = self._put_cluster(digest, descriptor, write_keys)
+            else:
+                existed, *fields = self.provider.scripts.set_repository(
+                    keys=write_keys,
+                    args=[digest, canonical, descriptor.size, descriptor.media_type],
+                )
         signals.descriptor_set.send(
             sender=type(self), digest=digest, descriptor=descriptor, repository=self.repository
         )
         return descriptor_from_fields(*fields), not existed
 
+    def _put_cluster(
+        self, digest: str, descriptor: Descriptor, write_keys: list[str]
+    ) -> list[Any]:
+        """Per-slot steps in a reader-safe order: global hashes, repository hashes, membership.
+
+        Key types are checked in one pipelined pass first, so a key of the wrong type still
+        stops the write before anything is written; a fault between steps can leave hashes
+        without membership, which reads as a miss (the weaker Cluster guarantee).
+        """
+        membership_key, global_key, repository_key = write_keys[:3]
+        check = self.client.pipeline()
+        for key in write_keys:
+            check.type(key)
+        check.sismember(membership_key, digest)
+        check.hmget(global_key, keys.FIELD_DIGEST, keys.FIELD_SIZE)
+        check.hexists(repository_key, keys.FIELD_MEDIA_TYPE)
+        *kinds, member, before, had_override = check.execute()
+        expected = ["set"] + ["hash"] * (len(write_keys) - 1)
+        for key, kind, wanted in zip(write_keys, kinds, expected, strict=True):
+            kind = kind.decode() if isinstance(kind, bytes) else kind
+            if kind not in ("none", wanted):
+                raise DescriptorCorrupt(f"a cache key holds a value of the wrong type: {key}")
+        existed = bool(member) and not any(_is_missing(v) for v in before) and bool(had_override)
+        digests = [digest] if len(write_keys) == 3 else [digest, descriptor.digest]
+        global_keys = write_keys[1::2]
+        repository_keys = write_keys[2::2]
+        args = [descriptor.digest, descriptor.size, descriptor.media_type]
+        results = [self.provider.scripts.set_global(keys=[key], args=args) for key in global_keys]
+        hashes = self.client.pipeline()
+        for key in repository_keys:
+            hashes.hset(key, keys.FIELD_MEDIA_TYPE, descriptor.media_type)
+        hashes.execute()
+        self.client.sadd(membership_key, *digests)
+        return [int(existed), *results[0][1:], descriptor.media_type]
+
     def clear(self, digest: str) -> None:
         validate_digest(digest)
+        repository_key = keys.repository_key(self.repository, digest)
+        global_key = keys.global_key(digest)
         with translate_redis_errors(self.client):
-            removed = self.provider.scripts.clear_repository(
-                keys=[
-                    self._membership_key,
-                    keys.repository_key(self.repository, digest),
-                    keys.global_key(digest),
-                ],
-                args=[digest],
-            )
+            if self.provider.cluster:
+                # Membership first, so no reader sees a member whose hashes are going away.
+                removed = self.client.srem(self._membership_key, digest)
+                if removed:
+                    self.client.delete(repository_key)
+                    self.provider.scripts.clear_global(keys=[global_key])
+            else:
+                removed = self.provider.scripts.clear_repository(
+                    keys=[self._membership_key, repository_key, global_key], args=[digest]
+                )
         if not removed:
             raise BlobUnknown()
         signals.descriptor_cleared.send(

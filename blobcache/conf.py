@@ -18,6 +18,10 @@ DEFAULTS: dict[str, Any] = {
     # Optional dotted path to a callable returning a redis-py client (Cluster, or any topology
     # django-redis cannot give). When set, CACHE_ALIAS is not used for the connection.
     "CLIENT_FACTORY": None,
+    # Redis Cluster without writing a factory: set CLIENT_FACTORY to
+    # "blobcache.connection.cluster_client" and give a startup node URL and RedisCluster kwargs.
+    "CLUSTER_URL": None,
+    "CLUSTER_OPTIONS": {},
     # DRF classes for the API; None means the host's REST_FRAMEWORK defaults.
     "AUTHENTICATION_CLASSES": None,
     "PERMISSION_CLASSES": None,

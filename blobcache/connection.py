@@ -8,7 +8,8 @@ client, a ``RedisCluster`` included.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.utils.module_loading import import_string
 
@@ -30,6 +31,36 @@ def get_client() -> Any:
     from django_redis import get_redis_connection
 
     return get_redis_connection(blobcache_settings.CACHE_ALIAS)
+
+
+_cluster_clients: dict[str, Any] = {}
+
+
+def cluster_client() -> Any:
+    """A ``RedisCluster`` from ``BLOBCACHE["CLUSTER_URL"]``, one per URL and process.
+
+    django-redis has no Cluster client, so this is blobcache's own documented way to reach one.
+    Timeouts default to the same bounded values as the demo's django-redis settings so that a
+    dead node gives CacheUnavailable quickly instead of hanging a request.
+    """
+    from redis.backoff import ExponentialBackoff
+    from redis.cluster import RedisCluster
+    from redis.retry import Retry
+
+    url = blobcache_settings.CLUSTER_URL
+    if not url:
+        raise ValueError('BLOBCACHE["CLUSTER_URL"] must be set to use cluster_client')
+    client = _cluster_clients.get(url)
+    if client is None:
+        options: dict[str, Any] = {
+            "socket_timeout": 0.5,
+            "socket_connect_timeout": 0.5,
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 3),
+            "protocol": 2,
+        }
+        options.update(blobcache_settings.CLUSTER_OPTIONS or {})
+        client = _cluster_clients[url] = RedisCluster.from_url(url, **options)
+    return client
 
 
 def describe_client(client: Any) -> str:

@@ -56,7 +56,7 @@ def validate_media_type(media_type: object) -> str:
 
 
 def validate_descriptor(descriptor: Descriptor) -> Descriptor:
-    """The registry's ``ValidateDescriptor`` order (digest, size, media type), with stricter rules."""
+    """The registry's ``ValidateDescriptor`` order (digest, size, media type), stricter rules."""
     if not isinstance(descriptor, Descriptor):
         raise DescriptorInvalid(f"expected a Descriptor, not {type(descriptor).__name__}")
     validate_digest(descriptor.digest)
