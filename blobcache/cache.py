@@ -193,21 +193,22 @@ class RepositoryScopedCache:
                 )
         if not member:
             raise BlobUnknown()
-        digest_value, size, media_type, override = fields
-        if _is_missing(override):
+        # The global hash is read (and a bad size reported) before the repository hash, as the
+        # registry does: a corrupt entry is not hidden behind a miss.
+        descriptor = descriptor_from_fields(*fields)
+        if _is_missing(fields[3]):
             # 3.x: a member without its repository hash is a miss (registry 2.x said ErrNil).
             raise BlobUnknown()
-        return descriptor_from_fields(digest_value, size, media_type, override)
+        return descriptor
 
     def _stat_cluster(self, digest: str, global_key: str, repository_key: str) -> list[Any]:
         # Membership first: writers add it last and clears remove it first, so a member seen
-        # here has its hashes in place (or is being cleared, which reads as a miss).
+        # here has its hashes in place (or is being cleared, which reads as a miss). Plain
+        # sequential commands: redis-py's ClusterPipeline costs more than it saves for two keys.
         if not self.client.sismember(self._membership_key, digest):
             return [0]
-        pipe = self.client.pipeline()
-        pipe.hmget(global_key, keys.DESCRIPTOR_FIELDS)
-        pipe.hget(repository_key, keys.FIELD_MEDIA_TYPE)
-        fields, override = pipe.execute()
+        fields = self.client.hmget(global_key, keys.DESCRIPTOR_FIELDS)
+        override = self.client.hget(repository_key, keys.FIELD_MEDIA_TYPE)
         return [1, *fields, override]
 
     def set_descriptor(self, digest: str, descriptor: Descriptor) -> None:
@@ -252,35 +253,25 @@ class RepositoryScopedCache:
     ) -> list[Any]:
         """Per-slot steps in a reader-safe order: global hashes, repository hashes, membership.
 
-        Key types are checked in one pipelined pass first, so a key of the wrong type still
-        stops the write before anything is written; a fault between steps can leave hashes
-        without membership, which reads as a miss (the weaker Cluster guarantee).
+        The registry's keys for one blob hash to different slots, so no script or MULTI can
+        span them. A reader checks membership first, so it never sees a member whose hashes
+        are not written yet; a fault between steps leaves hashes without membership, which
+        reads as a miss (the weaker Cluster guarantee, documented in the README).
         """
-        membership_key, global_key, repository_key = write_keys[:3]
-        check = self.client.pipeline()
-        for key in write_keys:
-            check.type(key)
-        check.sismember(membership_key, digest)
-        check.hmget(global_key, keys.FIELD_DIGEST, keys.FIELD_SIZE)
-        check.hexists(repository_key, keys.FIELD_MEDIA_TYPE)
-        *kinds, member, before, had_override = check.execute()
-        expected = ["set"] + ["hash"] * (len(write_keys) - 1)
-        for key, kind, wanted in zip(write_keys, kinds, expected, strict=True):
-            kind = kind.decode() if isinstance(kind, bytes) else kind
-            if kind not in ("none", wanted):
-                raise DescriptorCorrupt(f"a cache key holds a value of the wrong type: {key}")
-        existed = bool(member) and not any(_is_missing(v) for v in before) and bool(had_override)
-        digests = [digest] if len(write_keys) == 3 else [digest, descriptor.digest]
-        global_keys = write_keys[1::2]
-        repository_keys = write_keys[2::2]
+        membership_key = write_keys[0]
+        digests = [digest] if len(write_keys) == 3 else [descriptor.digest, digest]
         args = [descriptor.digest, descriptor.size, descriptor.media_type]
-        results = [self.provider.scripts.set_global(keys=[key], args=args) for key in global_keys]
-        hashes = self.client.pipeline()
-        for key in repository_keys:
-            hashes.hset(key, keys.FIELD_MEDIA_TYPE, descriptor.media_type)
-        hashes.execute()
-        self.client.sadd(membership_key, *digests)
-        return [int(existed), *results[0][1:], descriptor.media_type]
+        global_results = [
+            self.provider.scripts.set_global(keys=[key], args=args) for key in write_keys[1::2]
+        ]
+        new_fields = [
+            self.client.hset(key, keys.FIELD_MEDIA_TYPE, descriptor.media_type)
+            for key in write_keys[2::2]
+        ]
+        added = [self.client.sadd(membership_key, member) for member in digests]
+        # The key digest comes first in the hash lists and last in ``digests``.
+        existed = bool(global_results[0][0]) and not new_fields[0] and not added[-1]
+        return [int(existed), *global_results[0][1:], descriptor.media_type]
 
     def clear(self, digest: str) -> None:
         validate_digest(digest)
