@@ -139,7 +139,7 @@ def start_sentinel(data_dir: Path, service_name: str = "blobcache") -> Topology:
             client.execute_command("SENTINEL", "SET", service_name, option, value)
         topology.processes.append(sentinel)
         topology.sentinels.append(("127.0.0.1", sentinel.port))
-    for host, port in topology.sentinels:
+    for _host, port in topology.sentinels:
         _wait(
             lambda port=port: len(
                 redis.Redis(port=port).execute_command("SENTINEL", "SENTINELS", service_name)
