@@ -38,10 +38,12 @@ def validate_digest(digest: object) -> str:
         if _GENERAL_GRAMMAR.fullmatch(digest):
             raise DigestUnsupported(f"unsupported digest algorithm: {algorithm!r}")
         raise DigestInvalidFormat(f"invalid checksum digest format: {digest!r}")
-    if len(encoded) != expected_length:
+    # Go's len() counts UTF-8 bytes, so non-ASCII input is measured the same way here.
+    encoded_length = len(encoded.encode("utf-8", "surrogatepass"))
+    if encoded_length != expected_length:
         raise DigestInvalidLength(
             f"invalid checksum digest length: {algorithm} needs {expected_length} hex "
-            f"characters, got {len(encoded)}"
+            f"characters, got {encoded_length} bytes"
         )
     if not _LOWER_HEX.fullmatch(encoded):
         raise DigestInvalidFormat(

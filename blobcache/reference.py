@@ -21,6 +21,8 @@ _DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
 _IPV6 = r"\[[a-fA-F0-9:]+\]"
 _DOMAIN_AND_PORT = rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?"
 _NAME = re.compile(rf"(?:{_DOMAIN_AND_PORT}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*", re.ASCII)
+_DOMAIN_ONLY = re.compile(_DOMAIN_AND_PORT, re.ASCII)
+_PATH = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*", re.ASCII)
 _SIXTY_FOUR_HEX = re.compile(r"[a-f0-9]{64}")
 
 DEFAULT_DOMAIN = "docker.io"
@@ -55,8 +57,11 @@ def validate_repository_name(name: object) -> str:
         raise NameInvalid(f"repository name must be a string, not {type(name).__name__}")
     if not name:
         raise NameInvalid("invalid reference format: repository name must not be empty")
-    # Checked before the grammar so that a huge input costs no regex time.
-    if len(name) > 2 * NAME_MAX_LENGTH + 64:
+    # Checked before the grammar so that a huge input costs no regex time. Everything after the
+    # first slash always belongs to the path (the domain, which has no length limit, can only be
+    # the first component), so this bound never rejects a valid name.
+    _, slash, rest = name.partition("/")
+    if len(rest if slash else OFFICIAL_REPOSITORY_PREFIX + name) > NAME_MAX_LENGTH:
         raise NameInvalid(
             f"repository name must not be more than {NAME_MAX_LENGTH} characters"
         )
@@ -66,7 +71,15 @@ def validate_repository_name(name: object) -> str:
         raise NameInvalid(
             f"invalid repository name ({name}), cannot specify 64-byte hexadecimal strings"
         )
-    _, path = split_domain(name)
+    domain, path = split_domain(name)
+    if not _DOMAIN_ONLY.fullmatch(domain):
+        # reference.Parse splits `<domain>/<path>` again with the grammar: a first component
+        # taken for a domain for its dot but that is no host name (`a_b.c`) stays in the path.
+        path = name
+    if not _PATH.fullmatch(path):
+        # The router's grammar reads `[0]/foo` as an IPv6 domain, but ParseNormalizedNamed sees
+        # no `:` in it, keeps it in the path on docker.io and rejects the brackets.
+        raise NameInvalid(f"invalid reference format: {_shorten(name)!r} is not a repository name")
     if len(path) > NAME_MAX_LENGTH:
         raise NameInvalid(
             f"repository name must not be more than {NAME_MAX_LENGTH} characters"
