@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from blobcache import keys, scripts, signals
 from blobcache.cache import DescriptorCache, translate_redis_errors
 from blobcache.digest import validate_digest
-from blobcache.exceptions import DigestInvalid
+from blobcache.exceptions import DigestInvalid, NameInvalid
 from blobcache.reference import validate_repository_name
 
 Progress = Callable[[int], None]
@@ -147,6 +147,72 @@ def _check_batch_size(batch_size: int) -> None:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
 
 
+# --- the layout's key shapes ---------------------------------------------------------------------
+
+_GLOBAL_PREFIX = keys.global_key("")
+_REPOSITORY_PREFIX = keys.REPOSITORY_PREFIX
+_MEMBERSHIP_SUFFIX = keys.MEMBERSHIP_SUFFIX
+# What separates a membership key from the digest in a repository hash key ("::").
+_DIGEST_SEPARATOR = keys.repository_key("r", "")[len(keys.membership_key("r")) :]
+#: SCAN MATCH patterns of the layout, built from keys.py so that the shapes live in one place.
+REPOSITORY_KEYS_PATTERN = glob_escape(_REPOSITORY_PREFIX) + "*"
+MEMBERSHIP_KEYS_PATTERN = keys.membership_key("*")
+
+GLOBAL = "global"
+MEMBERSHIP = "membership"
+REPOSITORY = "repository"
+
+# Names met during a walk are validated once; the memo is dropped when it grows this large.
+_NAME_MEMO_LIMIT = 100_000
+
+
+class LayoutKeys:
+    """Recognises the registry's three key shapes with a valid digest and repository name.
+
+    A valid name never contains ``::blobs`` (a name has no ``::`` outside an IPv6 literal, whose
+    hex digits exclude ``l``, ``o`` and ``s``), so splitting at its first occurrence is exact.
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[str, bool] = {}
+
+    def is_name(self, name: str) -> bool:
+        known = self._names.get(name)
+        if known is None:
+            if len(self._names) >= _NAME_MEMO_LIMIT:
+                self._names.clear()
+            try:
+                validate_repository_name(name)
+                known = True
+            except NameInvalid:
+                known = False
+            self._names[name] = known
+        return known
+
+    def classify(self, key: Any) -> tuple[str, str, str] | None:
+        """``(shape, repository, digest)`` of a layout key (empty strings where absent), or None."""
+        text = _text(key)
+        if text.startswith(_GLOBAL_PREFIX):
+            digest = text[len(_GLOBAL_PREFIX) :]
+            return (GLOBAL, "", digest) if _is_valid_digest(digest) else None
+        if not text.startswith(_REPOSITORY_PREFIX):
+            return None
+        rest = text[len(_REPOSITORY_PREFIX) :]
+        cut = rest.find(_MEMBERSHIP_SUFFIX)
+        if cut < 1:
+            return None
+        name = rest[:cut]
+        tail = rest[cut + len(_MEMBERSHIP_SUFFIX) :]
+        if not tail:
+            return (MEMBERSHIP, name, "") if self.is_name(name) else None
+        if not tail.startswith(_DIGEST_SEPARATOR):
+            return None
+        digest = tail[len(_DIGEST_SEPARATOR) :]
+        if _is_valid_digest(digest) and self.is_name(name):
+            return (REPOSITORY, name, digest)
+        return None
+
+
 # --- one run -------------------------------------------------------------------------------------
 
 
@@ -168,9 +234,11 @@ class _Run:
         self.batch_size = batch_size
         self.progress = progress
         self.tally = _Tally()
+        self.layout = LayoutKeys()
         self.clear_repository_batch = self.client.register_script(
             scripts.load("clear_repository_batch")
         )
+        self.clear_digests_batch = self.client.register_script(scripts.load("clear_digests_batch"))
 
     def advance(self, done: int) -> None:
         if self.progress is not None and done:
@@ -178,6 +246,29 @@ class _Run:
 
     def key_type(self, key: str) -> str:
         return _text(self.client.type(key))
+
+    def scan(self, pattern: str | None, count: int) -> Iterator[Sequence[Any]]:
+        """The keyspace in chunks of at most one batch (COUNT is only a hint to the server)."""
+        cursor = 0
+        while True:
+            cursor, found = self.client.scan(cursor, match=pattern, count=count)
+            yield from _batches(found, self.batch_size)
+            if int(cursor) == 0:
+                return
+
+    def queue_repository_batch(
+        self,
+        target: Any,
+        repository: str,
+        digests: Sequence[str],
+        kind: str,
+        extra_members: Sequence[Any] = (),
+    ) -> Any:
+        batch_keys = [keys.membership_key(repository)]
+        batch_keys += [keys.repository_key(repository, digest) for digest in digests]
+        return self.clear_repository_batch(
+            keys=batch_keys, args=[self.mode, kind, *digests, *extra_members], client=target
+        )
 
     def repository_batch(
         self,
@@ -189,13 +280,11 @@ class _Run:
         """Run one atomic batch over ``digests`` of ``repository`` and add its counts."""
         if not digests and not extra_members:
             return
-        batch_keys = [keys.membership_key(repository)]
-        batch_keys += [keys.repository_key(repository, digest) for digest in digests]
         with _shielded():
-            entries, deleted = self.clear_repository_batch(
-                keys=batch_keys, args=[self.mode, kind, *digests, *extra_members]
+            reply = self.queue_repository_batch(
+                self.client, repository, digests, kind, extra_members
             )
-        self.tally.add(entries, deleted)
+        self.tally.add(reply[0], reply[1])
 
     def delete_corrupt(self, key: str) -> None:
         """A layout key of the wrong type is a corrupt entry: it goes, as the global clear does."""
@@ -206,8 +295,31 @@ class _Run:
             deleted = self.client.delete(key)
         self.tally.add(0, deleted)
 
-    def repository_members(self, repository: str, *, report: bool) -> None:
-        """Clear every member of ``repository`` with its hash, walking the set with SSCAN."""
+    def members(self, repository: str) -> Iterator[tuple[Sequence[Any], list[str], list[Any]]]:
+        """A set's members by SSCAN, in batches split into valid digests and anything else."""
+        membership = keys.membership_key(repository)
+        cursor = 0
+        while True:
+            cursor, found = self.client.sscan(membership, cursor, count=self.batch_size)
+            for batch in _batches(found, self.batch_size):
+                valid: list[str] = []
+                invalid: list[Any] = []
+                for member in batch:
+                    text = _text(member)
+                    if _is_valid_digest(text):
+                        valid.append(text)
+                    else:
+                        invalid.append(member)
+                yield batch, valid, invalid
+            if int(cursor) == 0:
+                return
+
+    def repository_members(self, repository: str, *, report: bool, hashes_seen: bool) -> None:
+        """Clear every member of ``repository`` with its hash, walking the set with SSCAN.
+
+        ``hashes_seen``: the caller's walk meets every repository hash itself (a dry run of the
+        whole database), so only members are counted here, never their hashes twice.
+        """
         membership = keys.membership_key(repository)
         kind = self.key_type(membership)
         if kind == "none":
@@ -218,44 +330,187 @@ class _Run:
         if self.dry_run:
             # The real run deletes the set with its last member; count it once here.
             self.tally.add(0, 1)
-        cursor = 0
-        while True:
-            cursor, members = self.client.sscan(membership, cursor, count=self.batch_size)
-            # COUNT is only a hint (a small set comes back whole): cut to the batch size.
-            for batch in _batches(members, self.batch_size):
-                valid: list[str] = []
-                invalid: list[Any] = []
-                for member in batch:
-                    text = _text(member)
-                    if _is_valid_digest(text):
-                        valid.append(text)
-                    else:
-                        invalid.append(member)
+        for batch, valid, invalid in self.members(repository):
+            if self.dry_run and hashes_seen:
+                self.tally.add(len(valid), 0)
+            else:
                 self.repository_batch(repository, valid, _PAIRS, invalid)
-                if report:
-                    self.advance(len(batch))
-            if int(cursor) == 0:
-                return
+            if report:
+                self.advance(len(batch))
 
     def repository_orphans(self, repository: str) -> None:
         """Clear the repository hashes that have no membership (left by older registries)."""
         prefix = keys.repository_key(repository, "")
         pattern = keys.repository_key(glob_escape(repository), "*")
-        count = max(self.batch_size, SWEEP_SCAN_COUNT)
-        cursor = 0
-        while True:
-            cursor, found = self.client.scan(cursor, match=pattern, count=count)
-            digests = []
+        digests: list[str] = []
+        for found in self.scan(pattern, max(self.batch_size, SWEEP_SCAN_COUNT)):
             for key in found:
                 text = _text(key)
                 digest = text[len(prefix) :]
                 # The pattern's ``*`` also matches longer suffixes: only a valid digest counts.
                 if text.startswith(prefix) and _is_valid_digest(digest):
                     digests.append(digest)
-            for batch in _batches(digests, self.batch_size):
-                self.repository_batch(repository, batch, _ORPHANS)
-            if int(cursor) == 0:
-                return
+            if len(digests) >= self.batch_size:
+                self.repository_batch(repository, digests, _ORPHANS)
+                digests = []
+        if digests:
+            self.repository_batch(repository, digests, _ORPHANS)
+
+    # --- the whole layout ---
+
+    def everything(self) -> None:
+        """One SCAN pass over the database, clearing every key of the layout it meets."""
+        for found in self.scan(None, self.batch_size):
+            global_keys: list[Any] = []
+            hashes: dict[str, list[str]] = {}
+            sets: list[str] = []
+            for key in found:
+                shape = self.layout.classify(key)
+                if shape is None:
+                    continue
+                kind, name, digest = shape
+                if kind == GLOBAL:
+                    global_keys.append(key)
+                elif kind == MEMBERSHIP:
+                    sets.append(name)
+                else:
+                    hashes.setdefault(name, []).append(digest)
+            self.everything_batch(global_keys, hashes)
+            for name in sets:
+                self.repository_members(name, report=False, hashes_seen=True)
+            self.advance(len(found))
+
+    def everything_batch(self, global_keys: list[Any], hashes: dict[str, list[str]]) -> None:
+        if not global_keys and not hashes:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        if global_keys:
+            # Each global key is one entry; a dry run counts the ones still there.
+            if self.dry_run:
+                pipe.exists(*global_keys)
+            else:
+                pipe.unlink(*global_keys)
+        for name, digests in hashes.items():
+            # A hash's membership goes with it; a dry run counts members at their set instead.
+            self.queue_repository_batch(pipe, name, digests, "hashes")
+        with _shielded():
+            replies = pipe.execute()
+        if global_keys:
+            removed = int(replies.pop(0))
+            self.tally.add(removed, removed)
+        for reply in replies:
+            self.tally.add(reply[0], reply[1])
+
+    # --- lists of digests ---
+
+    def digests_global(self, batch: Sequence[str]) -> list[int]:
+        with _shielded():
+            reply = self.clear_digests_batch(
+                keys=[keys.global_key(digest) for digest in batch], args=[self.mode, GLOBAL]
+            )
+        entries = [int(count) for count in reply[2:]]
+        self.tally.add(sum(entries), reply[0])
+        return entries
+
+    def digests_repository(self, repository: str, batch: Sequence[str]) -> tuple[list[int], int]:
+        batch_keys = [keys.membership_key(repository)]
+        for digest in batch:
+            batch_keys += [keys.repository_key(repository, digest), keys.global_key(digest)]
+        with _shielded():
+            reply = self.clear_digests_batch(keys=batch_keys, args=[self.mode, REPOSITORY, *batch])
+        entries = [int(count) for count in reply[2:]]
+        self.tally.add(sum(entries), reply[0])
+        return entries, int(reply[1])
+
+    def digests_in_repositories(
+        self, batch: Sequence[str], found_entries: list[int], remaining: dict[str, int]
+    ) -> None:
+        """Clear the batch's digests in every repository: one SCAN over the repository keys.
+
+        Membership sets are met by their key and asked which of the batch they hold
+        (SMISMEMBER); repository hashes of the batch are met by their own key, so a hash whose
+        repository has no set left (evicted, or an older registry's leftovers) goes too.
+        ``remaining`` (dry run only) tracks, per repository hit, the members a real run would
+        still leave, to count a set the real run would empty.
+        """
+        position = {digest: index for index, digest in enumerate(batch)}
+        count = max(self.batch_size, SWEEP_SCAN_COUNT)
+        for found in self.scan(REPOSITORY_KEYS_PATTERN, count):
+            sets: list[str] = []
+            targets: dict[str, list[str]] = {}
+            for key in found:
+                shape = self.layout.classify(key)
+                if shape is None:
+                    continue
+                kind, name, digest = shape
+                if kind == MEMBERSHIP:
+                    sets.append(name)
+                elif kind == REPOSITORY and digest in position:
+                    targets.setdefault(name, []).append(digest)
+            member_hits = self.batch_members(sets, batch, remaining)
+            if self.dry_run:
+                for held in member_hits.values():
+                    for digest in held:
+                        found_entries[position[digest]] += 1
+                    self.tally.add(len(held), 0)
+                self.repository_batches(targets, "hashes", position, found_entries)
+            else:
+                for name, held in member_hits.items():
+                    merged = targets.setdefault(name, [])
+                    merged.extend(digest for digest in held if digest not in merged)
+                self.repository_batches(targets, _PAIRS, position, found_entries)
+
+    def batch_members(
+        self, sets: list[str], batch: Sequence[str], remaining: dict[str, int]
+    ) -> dict[str, list[str]]:
+        if not sets:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for name in sets:
+            pipe.smismember(keys.membership_key(name), list(batch))
+            if self.dry_run:
+                pipe.scard(keys.membership_key(name))
+        # A membership key of the wrong type answers WRONGTYPE: it holds no members.
+        replies = pipe.execute(raise_on_error=False)
+        hits: dict[str, list[str]] = {}
+        step = 2 if self.dry_run else 1
+        for index, name in enumerate(sets):
+            flags = replies[index * step]
+            if isinstance(flags, Exception):
+                continue
+            held = [digest for digest, flag in zip(batch, flags, strict=True) if int(flag)]
+            if not held:
+                continue
+            hits[name] = held
+            if self.dry_run:
+                left = remaining.get(name, int(replies[index * step + 1])) - len(held)
+                remaining[name] = left
+                if left == 0:
+                    self.tally.add(0, 1)
+        return hits
+
+    def repository_batches(
+        self,
+        targets: dict[str, list[str]],
+        kind: str,
+        position: dict[str, int],
+        found_entries: list[int],
+    ) -> None:
+        if not targets:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for name, digests in targets.items():
+            self.queue_repository_batch(pipe, name, digests, kind)
+        with _shielded():
+            replies = pipe.execute()
+        for digests, reply in zip(targets.values(), replies, strict=True):
+            self.tally.add(reply[0], reply[1])
+            for digest, flag in zip(digests, reply[2:], strict=True):
+                found_entries[position[digest]] += int(flag)
+
+
+def _finish(run: _Run, interrupted: bool) -> ClearResult:
+    return run.tally.result(run.dry_run, interrupted)
 
 
 def clear_repository_scope(
@@ -279,14 +534,190 @@ def clear_repository_scope(
     interrupted = False
     try:
         with translate_redis_errors(run.client):
-            run.repository_members(name, report=True)
+            run.repository_members(name, report=True, hashes_seen=False)
             run.repository_orphans(name)
     except KeyboardInterrupt:
         interrupted = True
-    result = run.tally.result(dry_run, interrupted)
+    result = _finish(run, interrupted)
     if not dry_run and result.keys_deleted:
         signals.repository_cleared.send(sender=type(cache), repository=name, cleared=result.cleared)
     return result
+
+
+def clear_all(
+    cache: DescriptorCache,
+    *,
+    dry_run: bool = False,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+) -> ClearResult:
+    """Delete every key of the registry's layout, and nothing else, in one SCAN pass.
+
+    Only keys of the three shapes with a valid digest and repository name go: other apps' keys
+    in the same database (Django's cache, sessions, ``blobs:other``, ``blobs::garbage``) stay.
+    Never KEYS, FLUSHDB or FLUSHALL. Membership sets are emptied member by member together with
+    the members' hashes, so an interrupted run leaves only whole entries behind. ``progress``
+    receives the number of keys scanned.
+    """
+    run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
+    interrupted = False
+    try:
+        with translate_redis_errors(run.client):
+            run.everything()
+    except KeyboardInterrupt:
+        interrupted = True
+    return _finish(run, interrupted)
+
+
+def clear_digests(
+    cache: DescriptorCache,
+    digests: Iterable[str],
+    *,
+    repository: str | None = None,
+    everywhere: bool = False,
+    dry_run: bool = False,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+    on_unknown: Callable[[str], None] | None = None,
+) -> ClearResult:
+    """Clear many digests, as one Clear call each would, in atomic batches.
+
+    Global by default (3.x: HDEL of the descriptor fields); repository-scoped with
+    ``repository`` (3.1+: membership, repository hash and global fields together); with
+    ``everywhere``, the global entry and the digest's membership and hash in every repository.
+    Every digest (and the name) is validated before anything is sent; duplicates count once.
+    ``on_unknown`` is called with each digest that had no entry; ``progress`` with the number of
+    digests done after each batch.
+    """
+    if everywhere and repository is not None:
+        raise ValueError("a clear is either everywhere or in one repository, not both")
+    name = None if repository is None else validate_repository_name(repository)
+    unique = list(dict.fromkeys(validate_digest(digest) for digest in digests))
+    run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
+    interrupted = False
+    cleared: list[str] = []
+    try:
+        with translate_redis_errors(run.client):
+            members_before = 0
+            members_removed = 0
+            if name is not None and dry_run:
+                members_before = repository_size(cache, name)
+            remaining: dict[str, int] = {}
+            for batch in _batches(unique, batch_size):
+                if name is not None:
+                    entries, removed = run.digests_repository(name, batch)
+                    members_removed += removed
+                else:
+                    entries = run.digests_global(batch)
+                    if everywhere:
+                        run.digests_in_repositories(batch, entries, remaining)
+                for digest, count in zip(batch, entries, strict=True):
+                    if count:
+                        cleared.append(digest)
+                    else:
+                        run.tally.unknown += 1
+                        if on_unknown is not None:
+                            on_unknown(digest)
+                if not dry_run:
+                    _announce(cache, cleared, name)
+                cleared = []
+                run.advance(len(batch))
+            if dry_run and members_before and members_removed == members_before:
+                run.tally.add(0, 1)
+    except KeyboardInterrupt:
+        interrupted = True
+    return _finish(run, interrupted)
+
+
+def _announce(cache: DescriptorCache, cleared: list[str], repository: str | None) -> None:
+    for digest in cleared:
+        signals.descriptor_cleared.send(sender=type(cache), digest=digest, repository=repository)
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+#: MEMORY USAGE's own default: nested values of a set or hash are estimated from this many.
+MEMORY_SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Counts of the layout's keys from one SCAN pass, and the memory those keys use."""
+
+    descriptors: int
+    repositories: int
+    memberships: int
+    repository_descriptors: int
+    memory_bytes: int
+    memory_samples: int = MEMORY_SAMPLES
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "descriptors": self.descriptors,
+            "repositories": self.repositories,
+            "memberships": self.memberships,
+            "repository_descriptors": self.repository_descriptors,
+            "memory_bytes": self.memory_bytes,
+        }
+
+
+def cache_stats(
+    cache: DescriptorCache,
+    *,
+    batch_size: int = 1000,
+    samples: int = MEMORY_SAMPLES,
+    progress: Progress | None = None,
+) -> CacheStats:
+    """Global descriptors, repositories, memberships, repository hashes and their memory.
+
+    ``memberships`` is the total of the sets' cardinalities; ``memory_bytes`` sums MEMORY USAGE
+    of every layout key (with ``samples`` nested values sampled per key; 0 means all of them).
+    ``progress`` receives the number of keys scanned.
+    """
+    _check_batch_size(batch_size)
+    layout = LayoutKeys()
+    client = cache.client
+    totals = {GLOBAL: 0, MEMBERSHIP: 0, REPOSITORY: 0}
+    memberships = 0
+    memory = 0
+    with translate_redis_errors(client):
+        cursor = 0
+        while True:
+            cursor, found = client.scan(cursor, count=batch_size)
+            pipe = client.pipeline(transaction=False)
+            is_count: list[bool] = []
+            for key in found:
+                shape = layout.classify(key)
+                if shape is None:
+                    continue
+                totals[shape[0]] += 1
+                pipe.memory_usage(key, samples=samples)
+                is_count.append(False)
+                if shape[0] == MEMBERSHIP:
+                    pipe.scard(key)
+                    is_count.append(True)
+            if is_count:
+                replies = pipe.execute(raise_on_error=False)
+                for counts_members, reply in zip(is_count, replies, strict=True):
+                    # A key gone since the SCAN answers None; a wrong-typed set, WRONGTYPE.
+                    if not isinstance(reply, int):
+                        continue
+                    if counts_members:
+                        memberships += reply
+                    else:
+                        memory += reply
+            if progress is not None and found:
+                progress(len(found))
+            if int(cursor) == 0:
+                break
+    return CacheStats(
+        descriptors=totals[GLOBAL],
+        repositories=totals[MEMBERSHIP],
+        memberships=memberships,
+        repository_descriptors=totals[REPOSITORY],
+        memory_bytes=memory,
+        memory_samples=samples,
+    )
 
 
 def repository_size(cache: DescriptorCache, repository: str) -> int:
@@ -296,3 +727,9 @@ def repository_size(cache: DescriptorCache, repository: str) -> int:
         if _text(cache.client.type(keys.membership_key(name))) != "set":
             return 0
         return int(cache.client.scard(keys.membership_key(name)))
+
+
+def database_size(cache: DescriptorCache) -> int:
+    """The number of keys in the database (DBSIZE): a SCAN pass's length, for progress bars."""
+    with translate_redis_errors(cache.client):
+        return int(cache.client.dbsize())
