@@ -1,0 +1,1 @@
+"""The REST API: mount with ``path("<prefix>/", include("blobcache.api.urls"))``."""

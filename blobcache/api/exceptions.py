@@ -1,0 +1,174 @@
+"""The registry's error envelope for every error the API answers.
+
+Clients of the distribution registry already parse ``{"errors": [{"code", "message", "detail"}]}``,
+so the API speaks the same shape for its own errors and for DRF's (authentication, permissions,
+parsing, throttling). The handler is installed per view (``get_exception_handler``) rather than
+through ``REST_FRAMEWORK["EXCEPTION_HANDLER"]``, which belongs to the host project.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from redis.exceptions import RedisError
+from rest_framework import exceptions as drf
+from rest_framework import status
+from rest_framework.response import Response
+
+from blobcache import exceptions as domain
+from blobcache.conf import blobcache_settings
+
+# Registry error codes the API answers with, beyond the domain errors' own codes.
+UNAUTHORIZED = "UNAUTHORIZED"
+DENIED = "DENIED"
+UNSUPPORTED = "UNSUPPORTED"
+TOOMANYREQUESTS = "TOOMANYREQUESTS"
+NOT_FOUND = "NOT_FOUND"
+PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
+CURSOR_INVALID = "CURSOR_INVALID"
+UNKNOWN = "UNKNOWN"
+
+#: Status of each domain error; subclasses (SizeInvalid, DigestInvalidLength...) inherit theirs.
+DOMAIN_STATUS: list[tuple[type[domain.BlobCacheError], int]] = [
+    (domain.BlobUnknown, status.HTTP_404_NOT_FOUND),
+    (domain.DigestInvalid, status.HTTP_400_BAD_REQUEST),
+    (domain.NameInvalid, status.HTTP_400_BAD_REQUEST),
+    (domain.DescriptorInvalid, status.HTTP_400_BAD_REQUEST),
+    (domain.DescriptorCorrupt, status.HTTP_409_CONFLICT),
+    (domain.CacheUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+]
+
+
+class RegistryError(drf.APIException):
+    """An API-level error that already knows its registry code (bad query parameters...)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, code: str, message: str, *, detail: Any = None, status_code: int = 400):
+        super().__init__(message, code=code)
+        self.registry_code = code
+        self.message = message
+        self.registry_detail = detail
+        self.status_code = status_code
+
+
+#: Messages quote the offending input; a megabyte of name is not worth echoing back.
+MESSAGE_MAX_LENGTH = 1000
+
+
+def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    if len(message) > MESSAGE_MAX_LENGTH:
+        message = message[: MESSAGE_MAX_LENGTH - 3] + "..."
+    return {"errors": [{"code": code, "message": message, "detail": detail}]}
+
+
+def _drf_code(exc: drf.APIException) -> str:
+    if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
+        return UNAUTHORIZED if exc.status_code == status.HTTP_401_UNAUTHORIZED else DENIED
+    if isinstance(exc, drf.PermissionDenied):
+        return DENIED
+    if isinstance(exc, (drf.MethodNotAllowed, drf.UnsupportedMediaType, drf.NotAcceptable)):
+        return UNSUPPORTED
+    if isinstance(exc, drf.Throttled):
+        return TOOMANYREQUESTS
+    if isinstance(exc, (drf.ParseError, drf.ValidationError)):
+        return domain.DescriptorInvalid.code
+    if isinstance(exc, drf.NotFound):
+        return NOT_FOUND
+    if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        return domain.CacheUnavailable.code
+    return UNKNOWN
+
+
+def _message(exc: drf.APIException) -> str:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        detail = next(iter(detail.values()), "")
+    if isinstance(detail, list):
+        detail = detail[0] if detail else ""
+    return str(detail) or str(exc.default_detail)
+
+
+def _unavailable_headers() -> dict[str, str]:
+    return {"Retry-After": str(blobcache_settings.RETRY_AFTER)}
+
+
+def _is_redis_outage(exc: BaseException) -> bool:
+    # A host's throttle or session on a Redis-backed Django cache fails with these when Redis
+    # is down; that is the same outage as ours, not a server bug.
+    if isinstance(exc, RedisError):
+        return True
+    try:
+        from django_redis.exceptions import ConnectionInterrupted
+    except ImportError:  # pragma: no cover - django-redis is a dependency
+        return False
+    return isinstance(exc, ConnectionInterrupted)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render ``exc`` in the registry's envelope; ``None`` leaves a real bug to Django (500)."""
+    if isinstance(exc, domain.BlobCacheError):
+        code_status = next(
+            (code for kind, code in DOMAIN_STATUS if isinstance(exc, kind)),
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+        outage = isinstance(exc, domain.CacheUnavailable)
+        return Response(
+            error_body(exc.code, exc.message, exc.detail),
+            status=code_status,
+            headers=_unavailable_headers() if outage else None,
+        )
+    if _is_redis_outage(exc):
+        return Response(
+            error_body(domain.CacheUnavailable.code, domain.CacheUnavailable.default_message),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers=_unavailable_headers(),
+        )
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE; a descriptor is tiny.
+        return Response(
+            error_body(domain.DescriptorInvalid.code, "the request body is too large"),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+    if isinstance(exc, RegistryError):
+        return Response(
+            error_body(exc.registry_code, exc.message, exc.registry_detail),
+            status=exc.status_code,
+        )
+    if not isinstance(exc, drf.APIException):
+        return None
+    headers: dict[str, str] = {}
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    wait = getattr(exc, "wait", None)
+    if wait is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE and "Retry-After" not in headers:
+        headers.update(_unavailable_headers())
+    return Response(
+        error_body(_drf_code(exc), _message(exc)), status=exc.status_code, headers=headers
+    )
+
+
+@csrf_exempt
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """The catch-all under the API's prefix: unknown URLs answer in the envelope too.
+
+    CSRF-exempt because it changes nothing, and the middleware would otherwise answer an
+    unknown POST with Django's HTML 403 page.
+    """
+    return JsonResponse(
+        error_body(NOT_FOUND, f"no API route matches {request.path[:200]!r}"),
+        status=status.HTTP_404_NOT_FOUND,
+        json_dumps_params={"separators": (",", ":")},
+    )

@@ -1,0 +1,343 @@
+"""The API's viewsets: thin layers over the cache manager, the listings and the bulk clear.
+
+Every view answers errors in the registry's envelope through its own exception handler, and
+takes its authentication, permission and throttle classes from ``BLOBCACHE`` at request time,
+so a host project changes them without touching its global ``REST_FRAMEWORK`` behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.utils.module_loading import import_string
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import status
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.pagination import BasePagination
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+from rest_framework.viewsets import GenericViewSet
+
+from blobcache import bulk, listing
+from blobcache.api import exceptions as api_exceptions
+from blobcache.api.content import DescriptorJSONParser, JSONOnlyNegotiation
+from blobcache.api.pagination import ScanCursorPagination
+from blobcache.api.permissions import DescriptorPermissions
+from blobcache.api.serializers import (
+    DIGEST_PATTERN,
+    ClearedSerializer,
+    DescriptorSerializer,
+    DescriptorWriteSerializer,
+    ErrorEnvelopeSerializer,
+    MemberSerializer,
+    RepositoryCountSerializer,
+    first_error,
+)
+from blobcache.api.throttling import BlobCacheScopedRateThrottle
+from blobcache.cache import DescriptorCache, RepositoryScopedCache, get_descriptor_cache
+from blobcache.conf import blobcache_settings
+from blobcache.digest import validate_digest
+from blobcache.exceptions import DescriptorInvalid
+
+DEFAULT_PERMISSION_CLASSES: list[Any] = [DescriptorPermissions]
+#: Added to the host's default throttles; it does nothing until a "blobcache" rate is set.
+SCOPED_THROTTLE_CLASSES: list[Any] = [BlobCacheScopedRateThrottle]
+
+DIGEST_PARAMETER = OpenApiParameter(
+    "digest",
+    str,
+    OpenApiParameter.PATH,
+    pattern=DIGEST_PATTERN,
+    description="A digest such as sha256:<64 lower-case hex characters>.",
+)
+NAME_PARAMETER = OpenApiParameter(
+    "name",
+    str,
+    OpenApiParameter.PATH,
+    description="A repository name as the registry routes it, e.g. library/alpine.",
+)
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """The error responses an operation documents (the checks every request goes through)."""
+    common = (
+        status.HTTP_400_BAD_REQUEST,
+        status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_403_FORBIDDEN,
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+    return {
+        code: OpenApiResponse(ErrorEnvelopeSerializer, description="The registry's envelope.")
+        for code in sorted({*common, *codes})
+    }
+
+
+def _classes(configured: Any, default: list[Any]) -> list[Any]:
+    if configured is None:
+        return list(default)
+    return [import_string(item) if isinstance(item, str) else item for item in configured]
+
+
+class BlobCacheViewSet(GenericViewSet):
+    """What every blobcache view shares: JSON only, envelope errors, host-replaceable policies."""
+
+    renderer_classes = [JSONRenderer]
+    parser_classes = [DescriptorJSONParser]
+    content_negotiation_class = JSONOnlyNegotiation
+    pagination_class: type[BasePagination] | None = None
+    throttle_scope = "blobcache"
+    # No OPTIONS: a 405 with Allow tells a client the same thing without a metadata format.
+    http_method_names = ["get", "put", "delete", "head"]
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        classes = _classes(
+            blobcache_settings.AUTHENTICATION_CLASSES, api_settings.DEFAULT_AUTHENTICATION_CLASSES
+        )
+        return [cls() for cls in classes]
+
+    def get_permissions(self) -> list[BasePermission]:
+        classes = _classes(blobcache_settings.PERMISSION_CLASSES, DEFAULT_PERMISSION_CLASSES)
+        return [cls() for cls in classes]
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        classes = _classes(
+            blobcache_settings.THROTTLE_CLASSES,
+            [*api_settings.DEFAULT_THROTTLE_CLASSES, *SCOPED_THROTTLE_CLASSES],
+        )
+        return [cls() for cls in classes]
+
+    def get_exception_handler(self) -> Callable[..., Response | None]:
+        return api_exceptions.exception_handler
+
+    def get_authenticate_header(self, request: Request) -> str:
+        # A 401 must carry a challenge. With only session authentication DRF would answer 403
+        # instead, and an anonymous caller is not denied, it is unknown.
+        for authenticator in self.get_authenticators():
+            header = authenticator.authenticate_header(request)
+            if header:
+                return str(header)
+        return 'Session realm="blobcache"'
+
+    @property
+    def cache(self) -> DescriptorCache:
+        return get_descriptor_cache()
+
+
+class DescriptorViewSet(BlobCacheViewSet):
+    """GET/HEAD, PUT and DELETE of one descriptor; subclasses choose the service."""
+
+    serializer_class = DescriptorSerializer
+
+    def get_service(self) -> DescriptorCache | RepositoryScopedCache:
+        raise NotImplementedError
+
+    def retrieve(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        descriptor = self.get_service().stat(digest)
+        return Response(DescriptorSerializer(descriptor).data)
+
+    def update(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        service = self.get_service()
+        validate_digest(digest)
+        data = request.data
+        if request.stream is None:
+            raise DescriptorInvalid("the request body is empty: send a descriptor as JSON")
+        if not isinstance(data, dict):
+            raise DescriptorInvalid("the request body must be a JSON object")
+        body = DescriptorWriteSerializer(data=data, context={"digest": digest})
+        if not body.is_valid():
+            code, message, field = first_error(body)
+            raise api_exceptions.RegistryError(
+                code, message, detail={"field": field} if field else None
+            )
+        stored, created = service.put(digest, body.to_descriptor())
+        return Response(
+            DescriptorSerializer(stored).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        self.get_service().clear(digest)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+_RETRIEVE_RESPONSES: dict[int, Any] = {200: DescriptorSerializer, **_errors(404, 409)}
+_UPDATE_RESPONSES: dict[int, Any] = {
+    200: OpenApiResponse(DescriptorSerializer, description="An entry existed."),
+    201: OpenApiResponse(DescriptorSerializer, description="No entry existed."),
+    **_errors(409, 415),
+}
+_DESTROY_RESPONSES: dict[int, Any] = {
+    204: OpenApiResponse(description="Cleared."),
+    **_errors(404, 409),
+}
+
+
+class GlobalDescriptorViewSet(DescriptorViewSet):
+    """The registry-wide descriptor of a digest (``blobs::<digest>``)."""
+
+    def get_service(self) -> DescriptorCache:
+        return self.cache
+
+    @extend_schema(
+        summary="Read a global descriptor",
+        parameters=[DIGEST_PARAMETER],
+        operation_id="blobs_retrieve",
+        responses=_RETRIEVE_RESPONSES,
+    )
+    def retrieve(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        return super().retrieve(request, digest, **kwargs)
+
+    @extend_schema(
+        summary="Set a global descriptor",
+        description="Size and digest are overwritten; the media type is set only if absent.",
+        parameters=[DIGEST_PARAMETER],
+        operation_id="blobs_update",
+        request=DescriptorWriteSerializer,
+        responses=_UPDATE_RESPONSES,
+    )
+    def update(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        return super().update(request, digest, **kwargs)
+
+    @extend_schema(
+        summary="Clear a global descriptor",
+        parameters=[DIGEST_PARAMETER],
+        operation_id="blobs_destroy",
+        responses=_DESTROY_RESPONSES,
+    )
+    def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        return super().destroy(request, digest, **kwargs)
+
+
+class RepositoryDescriptorViewSet(DescriptorViewSet):
+    """A descriptor as one repository sees it (membership, global hash, repository hash)."""
+
+    def get_service(self) -> RepositoryScopedCache:
+        return self.cache.repository_scoped(self.kwargs["name"])
+
+    @extend_schema(
+        summary="Read a repository-scoped descriptor",
+        parameters=[NAME_PARAMETER, DIGEST_PARAMETER],
+        operation_id="repository_blobs_retrieve",
+        responses=_RETRIEVE_RESPONSES,
+    )
+    def retrieve(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        return super().retrieve(request, digest, **kwargs)
+
+    @extend_schema(
+        summary="Set a repository-scoped descriptor",
+        description=(
+            "Links the digest into the repository; a body digest of another algorithm also "
+            "writes the canonical digest's entries."
+        ),
+        parameters=[NAME_PARAMETER, DIGEST_PARAMETER],
+        operation_id="repository_blobs_update",
+        request=DescriptorWriteSerializer,
+        responses=_UPDATE_RESPONSES,
+    )
+    def update(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        return super().update(request, digest, **kwargs)
+
+    @extend_schema(
+        summary="Clear a repository-scoped descriptor",
+        description="Removes the membership, the repository hash and the global fields (3.1+).",
+        parameters=[NAME_PARAMETER, DIGEST_PARAMETER],
+        operation_id="repository_blobs_destroy",
+        responses=_DESTROY_RESPONSES,
+    )
+    def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        return super().destroy(request, digest, **kwargs)
+
+
+class RepositoryMemberViewSet(BlobCacheViewSet):
+    """A repository's members with their descriptors, and the clear of its whole scope."""
+
+    serializer_class = MemberSerializer
+    pagination_class = ScanCursorPagination
+
+    @extend_schema(
+        summary="List a repository's members",
+        description="Walks the membership set with SSCAN; a miss or corrupt entry shows null.",
+        parameters=[NAME_PARAMETER],
+        operation_id="repository_blobs_list",
+        responses={200: MemberSerializer(many=True), **_errors(409)},
+    )
+    def list(self, request: Request, name: str, **kwargs: Any) -> Response:
+        scoped = self.cache.repository_scoped(name)
+        members = self.paginate_queryset(
+            lambda cursor, size: listing.list_members(scoped, cursor, size)
+        )
+        return self.get_paginated_response(MemberSerializer(members, many=True).data)
+
+    @extend_schema(
+        summary="Clear a repository scope",
+        description=(
+            "Removes the membership set and every repository hash of the repository; global "
+            "entries stay. cleared counts the digests whose membership or hash was removed."
+        ),
+        parameters=[NAME_PARAMETER],
+        operation_id="repository_blobs_clear",
+        responses={200: ClearedSerializer, **_errors(409)},
+    )
+    def clear(self, request: Request, name: str, **kwargs: Any) -> Response:
+        scoped = self.cache.repository_scoped(name)
+        result = bulk.clear_repository_scope(self.cache, scoped.repository)
+        return Response(ClearedSerializer({"cleared": result.cleared}).data)
+
+
+class EnvelopeErrorsMixin:
+    """For the public schema and docs views: their errors (405...) use the envelope too."""
+
+    request: Request
+
+    def get_exception_handler(self) -> Callable[..., Response | None]:
+        return api_exceptions.exception_handler
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response: Response = super().handle_exception(exc)  # type: ignore[misc]
+        # These views render YAML or HTML; an error is rendered as JSON like everywhere else.
+        renderer = JSONRenderer()
+        self.request.accepted_renderer = renderer
+        self.request.accepted_media_type = renderer.media_type
+        return response
+
+
+class SchemaView(EnvelopeErrorsMixin, SpectacularAPIView):
+    """The OpenAPI schema, public: it describes the API and holds no data."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+
+class DocsView(EnvelopeErrorsMixin, SpectacularSwaggerView):
+    """Swagger UI from drf-spectacular-sidecar's static files: no internet access needed."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    url_name = "blobcache_api:schema"
+
+
+class RepositoryViewSet(BlobCacheViewSet):
+    """Repository names (from their membership sets) with member counts."""
+
+    serializer_class = RepositoryCountSerializer
+    pagination_class = ScanCursorPagination
+
+    @extend_schema(
+        summary="List repositories",
+        description="Walks the keyspace with SCAN for membership sets.",
+        operation_id="repositories_list",
+        responses={200: RepositoryCountSerializer(many=True), **_errors()},
+    )
+    def list(self, request: Request, **kwargs: Any) -> Response:
+        cache = self.cache
+        repositories = self.paginate_queryset(
+            lambda cursor, size: listing.list_repositories(cache, cursor, size)
+        )
+        return self.get_paginated_response(RepositoryCountSerializer(repositories, many=True).data)

@@ -1,0 +1,147 @@
+"""Paged walks over the registry's keys with SCAN cursors, never a whole set in memory.
+
+A page is whatever a few SCAN/SSCAN calls return, so a walk inherits Redis's guarantee: every
+element present for the whole walk is returned at least once (possibly more than once), whatever
+is added or removed meanwhile. A page is never cut to ``page_size`` because dropping the tail of
+a SCAN reply would break that guarantee; it may hold a few more (COUNT is only a hint).
+
+Listings are built for the standalone and Sentinel topologies: a cluster's SCAN cursor belongs to
+one node, so paging across nodes would need a cursor per node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from redis import exceptions as redis_errors
+
+from blobcache import keys
+from blobcache.cache import (
+    DescriptorCache,
+    RepositoryScopedCache,
+    descriptor_from_fields,
+    translate_redis_errors,
+)
+from blobcache.descriptor import Descriptor
+from blobcache.exceptions import BlobUnknown, DescriptorCorrupt
+
+T = TypeVar("T")
+
+#: Redis cursors are unsigned 64-bit integers; anything else makes SCAN fail.
+CURSOR_MAX = 2**64 - 1
+#: SCAN calls a single page may spend looking for matches before answering a short page.
+MAX_SCAN_CALLS = 16
+# A keyspace scan filters by pattern, so each call looks at more keys than it returns.
+_KEYSPACE_COUNT_MIN = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    #: The cursor that continues the walk; 0 when the walk is complete.
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A digest linked into a repository; ``descriptor`` is None for a miss or a corrupt entry."""
+
+    digest: str
+    descriptor: Descriptor | None
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryCount:
+    name: str
+    members: int
+
+
+def _text(value: Any) -> str:
+    # Keys and members written by someone else may not be UTF-8; they are still shown.
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    return str(value)
+
+
+def _walk(
+    scan: Callable[[int], tuple[int, Sequence[Any]]], cursor: int, page_size: int
+) -> tuple[list[Any], int]:
+    found: list[Any] = []
+    for _ in range(MAX_SCAN_CALLS):
+        cursor, batch = scan(cursor)
+        found.extend(batch)
+        if cursor == 0 or len(found) >= page_size:
+            break
+    return found, int(cursor)
+
+
+def list_members(scoped: RepositoryScopedCache, cursor: int, page_size: int) -> Page[Member]:
+    """One page of a repository's members with their descriptors, in two round trips.
+
+    The descriptors of the whole page come from one pipeline; a member reads as the
+    repository-scoped ``stat`` would read it (3.x rules), with a miss or corrupt entry as None.
+    """
+    client = scoped.client
+    membership_key = keys.membership_key(scoped.repository)
+    with translate_redis_errors(client):
+        raw_digests, cursor = _walk(
+            lambda at: client.sscan(membership_key, cursor=at, count=page_size),
+            cursor,
+            page_size,
+        )
+        digests = [_text(digest) for digest in raw_digests]
+        pipeline = client.pipeline(transaction=False)
+        for digest in digests:
+            pipeline.hmget(keys.global_key(digest), keys.DESCRIPTOR_FIELDS)
+            pipeline.hget(keys.repository_key(scoped.repository, digest), keys.FIELD_MEDIA_TYPE)
+        replies = pipeline.execute(raise_on_error=False) if digests else []
+    members = [
+        Member(digest, _member_descriptor(replies[2 * index], replies[2 * index + 1]))
+        for index, digest in enumerate(digests)
+    ]
+    return Page(members, cursor)
+
+
+def _member_descriptor(fields: Any, override: Any) -> Descriptor | None:
+    if isinstance(fields, redis_errors.ResponseError) or isinstance(
+        override, redis_errors.ResponseError
+    ):
+        return None  # a key of the wrong type: corrupt
+    if override is None:
+        return None  # 3.x: a member without its repository hash is a miss
+    digest, size, media_type = fields
+    try:
+        return descriptor_from_fields(digest, size, media_type, override)
+    except (BlobUnknown, DescriptorCorrupt):
+        return None
+
+
+def list_repositories(cache: DescriptorCache, cursor: int, page_size: int) -> Page[RepositoryCount]:
+    """One page of repository names (from their membership sets) with their member counts."""
+    client = cache.client
+    pattern = keys.membership_key("*")
+    count = max(page_size, _KEYSPACE_COUNT_MIN)
+    with translate_redis_errors(client):
+        raw_keys, cursor = _walk(
+            lambda at: client.scan(cursor=at, match=pattern, count=count, _type="set"),
+            cursor,
+            page_size,
+        )
+        pipeline = client.pipeline(transaction=False)
+        for key in raw_keys:
+            pipeline.scard(key)
+        counts = pipeline.execute(raise_on_error=False) if raw_keys else []
+    repositories = [
+        RepositoryCount(_repository_of(_text(key)), members)
+        for key, members in zip(raw_keys, counts, strict=True)
+        # A set removed (or replaced) since SCAN saw it no longer names a repository.
+        if isinstance(members, int) and members > 0
+    ]
+    return Page(repositories, cursor)
+
+
+def _repository_of(membership_key: str) -> str:
+    # Sliced, not split: an IPv6 domain ("[::1]:5000/app") puts colons inside the name.
+    return membership_key[len(keys.REPOSITORY_PREFIX) : -len(keys.MEMBERSHIP_SUFFIX)]
