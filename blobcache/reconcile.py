@@ -1,0 +1,492 @@
+"""Reconciliation: clear exactly the cache entries the registry's storage no longer backs.
+
+``registry garbage-collect`` and out-of-band deletions never touch Redis (SPEC B.8.4), so the
+registry keeps answering 200 for blobs that are gone, and registries before 3.1 bring a deleted
+blob back in the repository it was deleted from (B.7.1, B.8.3.3). Portals used to flush every
+key after GC; :func:`reconcile` compares each entry with storage instead:
+
+* a repository's entry for a digest (its membership and its repository hash, cleared together)
+  is backed while the repository links the digest (its ``_layers`` or its
+  ``_manifests/revisions`` link exists) and the blob's data exists. GC leaves ``_layers`` links
+  behind when it sweeps the data, hence the second condition;
+* a global entry ``blobs::<digest>`` is backed while the blob's data exists (for an alias entry,
+  the data of the canonical digest it names also counts).
+
+Clearing an entry costs the registry one cache miss at most (it then asks storage and refills),
+while a stale entry makes it serve a blob that is gone; so anything storage cannot back goes, and
+anything it backs stays. When storage cannot be read, the run stops (``StorageUnavailable``)
+rather than take an unreadable file for a missing one.
+
+Races with a registry in service: the registry writes storage before the cache, so an entry that
+is stale when its batch is deleted stays stale. Candidates are collected while walking Redis, then
+storage is checked again just before their batch is deleted, and each batch is one Lua script
+(membership and repository hash of a digest go together, or not at all). Redis is walked with
+SCAN and SSCAN, never a whole set or key list in memory; with ``on_cleared`` the cleared entries
+are handed over one by one instead of being collected in the result.
+
+On Redis Cluster a membership set and its hashes live in different slots, so a batch runs as
+per-entry steps in the reader-safe order (membership first) instead of one script.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from blobcache import keys, scripts, signals
+from blobcache.bulk import (
+    MEMBERSHIP,
+    REPOSITORY,
+    REPOSITORY_KEYS_PATTERN,
+    SWEEP_SCAN_COUNT,
+    LayoutKeys,
+    _check_batch_size,
+    _is_valid_digest,
+    _shielded,
+    _text,
+    glob_escape,
+)
+from blobcache.cache import DescriptorCache, get_descriptor_cache, translate_redis_errors
+from blobcache.reference import validate_repository_name
+from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
+
+__all__ = [
+    "GLOBAL_DATA_MISSING",
+    "MEMBERSHIP_DATA_MISSING",
+    "MEMBERSHIP_UNLINKED",
+    "ORPHAN_REPOSITORY_HASH",
+    "REASONS",
+    "ClearedEntry",
+    "ReconcileResult",
+    "StorageInvalid",
+    "StorageUnavailable",
+    "reconcile",
+]
+
+#: A repository no longer links a digest it holds as a member (blob or manifest DELETE).
+MEMBERSHIP_UNLINKED = "membership_unlinked"
+#: A repository still links a member, but the blob's data is gone (swept by garbage-collect).
+MEMBERSHIP_DATA_MISSING = "membership_data_missing"
+#: A repository hash without membership, for a digest the repository's storage does not back.
+ORPHAN_REPOSITORY_HASH = "orphan_repository_hash"
+#: A global descriptor whose blob data is gone.
+GLOBAL_DATA_MISSING = "global_data_missing"
+REASONS = (
+    MEMBERSHIP_UNLINKED,
+    MEMBERSHIP_DATA_MISSING,
+    ORPHAN_REPOSITORY_HASH,
+    GLOBAL_DATA_MISSING,
+)
+
+Progress = Callable[[int], None]
+
+_CLEAR = "clear"
+_COUNT = "count"
+_MEMBERS = "members"
+_ORPHANS = "orphans"
+_GLOBALS = "globals"
+# Bits of the script's per-entry reply.
+_PRESENT = 1
+_HASH_DELETED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ClearedEntry:
+    """One entry a reconciliation cleared (or, in a dry run, would clear)."""
+
+    reason: str
+    digest: str
+    #: ``None`` for a global entry.
+    repository: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "repository": self.repository, "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    """What a reconciliation cleared, per reason; a dry run reports what the real run would.
+
+    ``cleared`` counts entries as the clear command does (a global entry is one; each
+    repository's membership and hash for a digest are one). ``skipped`` counts entries that
+    cannot be mapped to storage and are left alone: set members that are not valid digests, and
+    membership keys of the wrong type.
+    """
+
+    counts: Mapping[str, int]
+    keys_deleted: int
+    dry_run: bool
+    repository: str | None = None
+    interrupted: bool = False
+    skipped: int = 0
+    #: Empty when the caller took the entries through ``on_cleared``.
+    entries: tuple[ClearedEntry, ...] = field(default=())
+
+    @property
+    def cleared(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> dict[str, Any]:
+        """The counts without the entries; ``interrupted`` appears only when it is true."""
+        summary: dict[str, Any] = {
+            "cleared": self.cleared,
+            "keys_deleted": self.keys_deleted,
+            "dry_run": self.dry_run,
+            "repository": self.repository,
+            "reasons": {reason: self.counts.get(reason, 0) for reason in REASONS},
+            "skipped": self.skipped,
+        }
+        if self.interrupted:
+            summary["interrupted"] = True
+        return summary
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "digests": [entry.as_dict() for entry in self.entries]}
+
+
+# A candidate waiting for its batch: (repository or None, digest, reason).
+_Candidate = tuple[str | None, str, str]
+
+
+class _Reconciliation:
+    """One run: the client, the storage, the counts, and the batch being filled."""
+
+    def __init__(
+        self,
+        cache: DescriptorCache,
+        storage: RegistryStorage,
+        *,
+        dry_run: bool,
+        batch_size: int,
+        progress: Progress | None,
+        on_cleared: Callable[[ClearedEntry], None] | None,
+    ) -> None:
+        self.client = cache.client
+        self.cluster = cache.cluster
+        self.storage = storage
+        self.dry_run = dry_run
+        self.mode = _COUNT if dry_run else _CLEAR
+        self.batch_size = batch_size
+        self.progress = progress
+        self.on_cleared = on_cleared
+        self.collected: list[ClearedEntry] = []
+        self.counts = dict.fromkeys(REASONS, 0)
+        self.keys_deleted = 0
+        self.skipped = 0
+        self.layout = LayoutKeys()
+        self.script = self.client.register_script(scripts.load("reconcile_batch"))
+
+    # --- what storage backs ---
+
+    def repository_reason(self, repository: str, digest: str) -> str | None:
+        """Why ``repository``'s entry for ``digest`` is stale, or None while storage backs it."""
+        if not self.storage.links(repository, digest):
+            return MEMBERSHIP_UNLINKED
+        if not self.storage.has_blob_data(digest):
+            return MEMBERSHIP_DATA_MISSING
+        return None
+
+    def global_backed(self, digest: str, canonical: str | None = None) -> bool:
+        if self.storage.has_blob_data(digest):
+            return True
+        return canonical not in (None, digest) and self.storage.has_blob_data(canonical)
+
+    # --- bookkeeping ---
+
+    def advance(self, done: int) -> None:
+        if self.progress is not None and done:
+            self.progress(done)
+
+    def record(self, entry: ClearedEntry) -> None:
+        self.counts[entry.reason] += 1
+        if self.on_cleared is not None:
+            self.on_cleared(entry)
+        else:
+            self.collected.append(entry)
+        if not self.dry_run:
+            signals.descriptor_cleared.send(
+                sender=DescriptorCache, digest=entry.digest, repository=entry.repository
+            )
+
+    def result(self, repository: str | None, interrupted: bool) -> ReconcileResult:
+        return ReconcileResult(
+            counts=dict(self.counts),
+            keys_deleted=self.keys_deleted,
+            dry_run=self.dry_run,
+            repository=repository,
+            interrupted=interrupted,
+            skipped=self.skipped,
+            entries=tuple(self.collected),
+        )
+
+    # --- walks ---
+
+    def scan(self, pattern: str, count: int) -> Iterator[list[Any]]:
+        """The keys matching ``pattern`` in chunks of one batch (every node of a cluster)."""
+        chunk: list[Any] = []
+        for key in self.client.scan_iter(match=pattern, count=count):
+            chunk.append(key)
+            if len(chunk) >= self.batch_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def repository_members(self, repository: str) -> None:
+        """Walk one membership set with SSCAN; stale members go in batches with their hashes."""
+        membership = keys.membership_key(repository)
+        kind = _text(self.client.type(membership))
+        if kind == "none":
+            return
+        if kind != "set":
+            self.skipped += 1
+            return
+        # A dry run removes nothing, so it decides at the end whether the real run would have
+        # emptied (and so deleted) the set: when every member it counted was all there was.
+        size = int(self.client.scard(membership)) if self.dry_run else 0
+        removed = 0
+        pending: list[_Candidate] = []
+        examined = 0
+        for member in self.client.sscan_iter(membership, count=self.batch_size):
+            digest = _text(member)
+            examined += 1
+            if not _is_valid_digest(digest):
+                # The registries 2.3 to 2.8.2 accepted upper-case hex: no storage path to check.
+                self.skipped += 1
+            else:
+                reason = self.repository_reason(repository, digest)
+                if reason is not None:
+                    pending.append((repository, digest, reason))
+            if len(pending) >= self.batch_size:
+                removed += self.repository_batch(_MEMBERS, pending)
+                pending = []
+            if examined >= self.batch_size:
+                self.advance(examined)
+                examined = 0
+        removed += self.repository_batch(_MEMBERS, pending)
+        self.advance(examined)
+        if self.dry_run and size and removed == size:
+            self.keys_deleted += 1
+
+    def repository_orphans(self, repository: str) -> None:
+        """Repository hashes without membership (older registries leave them), one sweep."""
+        pattern = keys.repository_key(glob_escape(repository), "*")
+        pending: list[_Candidate] = []
+        for chunk in self.scan(pattern, max(self.batch_size, SWEEP_SCAN_COUNT)):
+            for key in chunk:
+                shape = self.layout.classify(key)
+                # The pattern's ``*`` also matches names that merely start with this one.
+                if shape is None or shape[0] != REPOSITORY or shape[1] != repository:
+                    continue
+                self.orphan_candidate(shape[1], shape[2], pending)
+            if len(pending) >= self.batch_size:
+                self.repository_batch(_ORPHANS, pending)
+                pending = []
+        self.repository_batch(_ORPHANS, pending)
+
+    def orphan_candidate(self, repository: str, digest: str, pending: list[_Candidate]) -> None:
+        if self.repository_reason(repository, digest) is not None:
+            pending.append((repository, digest, ORPHAN_REPOSITORY_HASH))
+
+    def every_repository(self) -> None:
+        """One SCAN over the repository keys: each set is walked when met, hashes are checked
+        as orphans (a hash whose digest is a member is left to its set's walk)."""
+        pending: list[_Candidate] = []
+        for chunk in self.scan(REPOSITORY_KEYS_PATTERN, self.batch_size):
+            sets: list[str] = []
+            hashes = 0
+            for key in chunk:
+                shape = self.layout.classify(key)
+                if shape is None:
+                    continue
+                kind, name, digest = shape
+                if kind == MEMBERSHIP:
+                    sets.append(name)
+                elif kind == REPOSITORY:
+                    hashes += 1
+                    self.orphan_candidate(name, digest, pending)
+            if len(pending) >= self.batch_size:
+                self.repository_batch(_ORPHANS, pending)
+                pending = []
+            self.advance(hashes)
+            for name in sets:
+                self.repository_members(name)
+        self.repository_batch(_ORPHANS, pending)
+
+    def every_global(self) -> None:
+        pending: list[str] = []
+        for chunk in self.scan(keys.global_key("*"), self.batch_size):
+            for key in chunk:
+                digest = _text(key)[len(keys.global_key("")) :]
+                if _is_valid_digest(digest) and not self.global_backed(digest):
+                    pending.append(digest)
+            if len(pending) >= self.batch_size:
+                self.global_batch(pending)
+                pending = []
+            self.advance(len(chunk))
+        self.global_batch(pending)
+
+    # --- batches ---
+
+    def repository_batch(self, kind: str, candidates: list[_Candidate]) -> int:
+        """Re-check storage, then clear the batch atomically; returns members removed."""
+        confirmed: list[_Candidate] = []
+        for repository, digest, reason in candidates:
+            assert repository is not None
+            now = self.repository_reason(repository, digest)
+            if now is not None:
+                confirmed.append((repository, digest, reason if kind == _ORPHANS else now))
+        if not confirmed:
+            return 0
+        removed = 0
+        with _shielded():
+            sets_deleted, flags = self.apply_repository(kind, confirmed)
+            self.keys_deleted += sets_deleted
+            for (repository, digest, reason), flag in zip(confirmed, flags, strict=True):
+                if flag & _PRESENT:
+                    removed += 1
+                if flag & _HASH_DELETED:
+                    self.keys_deleted += 1
+                if flag:
+                    self.record(ClearedEntry(reason, digest, repository))
+        return removed
+
+    def apply_repository(self, kind: str, batch: list[_Candidate]) -> tuple[int, list[int]]:
+        if self.cluster:
+            return self.apply_repository_in_steps(kind, batch)
+        batch_keys: list[str] = []
+        for repository, digest, _ in batch:
+            assert repository is not None
+            batch_keys += [
+                keys.membership_key(repository),
+                keys.repository_key(repository, digest),
+            ]
+        sets_deleted, *flags = self.script(
+            keys=batch_keys, args=[self.mode, kind, *(digest for _, digest, _ in batch)]
+        )
+        return int(sets_deleted), [int(flag) for flag in flags]
+
+    def apply_repository_in_steps(
+        self, kind: str, batch: list[_Candidate]
+    ) -> tuple[int, list[int]]:
+        """The script's semantics for Cluster, one entry at a time, membership first: a reader
+        checks membership before the hashes, so it never meets a member without its hash."""
+        is_set: dict[str, bool] = {}
+        flags: list[int] = []
+        clear = not self.dry_run
+        for repository, digest, _ in batch:
+            assert repository is not None
+            membership = keys.membership_key(repository)
+            if membership not in is_set:
+                is_set[membership] = _text(self.client.type(membership)) == "set"
+            member = is_set[membership] and bool(self.client.sismember(membership, digest))
+            flag = 0
+            if not (kind == _ORPHANS and member):
+                if member:
+                    flag |= _PRESENT
+                    if clear:
+                        self.client.srem(membership, digest)
+                repository_key = keys.repository_key(repository, digest)
+                if _text(self.client.type(repository_key)) == "hash":
+                    flag |= _HASH_DELETED
+                    if clear:
+                        self.client.delete(repository_key)
+            flags.append(flag)
+        sets_deleted = 0
+        if clear:
+            sets_deleted = sum(
+                1 for key, was_set in is_set.items() if was_set and not self.client.exists(key)
+            )
+        return sets_deleted, flags
+
+    def global_batch(self, candidates: list[str]) -> None:
+        if not candidates:
+            return
+        global_keys = [keys.global_key(digest) for digest in candidates]
+        pipe = self.client.pipeline(transaction=False)
+        for key in global_keys:
+            pipe.hget(key, keys.FIELD_DIGEST)
+        # A key of another type answers WRONGTYPE here; the script leaves it alone anyway.
+        canonical = [
+            None if isinstance(value, Exception) or value is None else _text(value)
+            for value in pipe.execute(raise_on_error=False)
+        ]
+        confirmed = [
+            (key, digest)
+            for key, digest, named in zip(global_keys, candidates, canonical, strict=True)
+            if not self.global_backed(digest, named if named and _is_valid_digest(named) else None)
+        ]
+        if not confirmed:
+            return
+        with _shielded():
+            if self.cluster:
+                # One key per call: a script may only touch keys of one slot.
+                flags = [
+                    int(self.script(keys=[key], args=[self.mode, _GLOBALS])[1])
+                    for key, _ in confirmed
+                ]
+            else:
+                _, *replies = self.script(
+                    keys=[key for key, _ in confirmed], args=[self.mode, _GLOBALS]
+                )
+                flags = [int(flag) for flag in replies]
+            for (_, digest), flag in zip(confirmed, flags, strict=True):
+                if flag & _HASH_DELETED:
+                    self.keys_deleted += 1
+                if flag:
+                    self.record(ClearedEntry(GLOBAL_DATA_MISSING, digest))
+
+
+def reconcile(
+    storage_root: str | os.PathLike[str],
+    *,
+    repository: str | None = None,
+    dry_run: bool = False,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+    on_cleared: Callable[[ClearedEntry], None] | None = None,
+    cache: DescriptorCache | None = None,
+) -> ReconcileResult:
+    """Clear the cache entries that the registry's filesystem storage no longer backs.
+
+    Call it after the registry's ``garbage-collect``, or after deleting from storage by hand.
+    With ``repository``, only that repository's entries are examined (its membership set, then
+    its repository hashes); global entries, which every repository shares, are left alone.
+    Everything is validated before the first Redis command: the name (``NameInvalid``), the
+    batch size (``ValueError``) and the storage root (``StorageInvalid``). A dry run changes
+    nothing and reports what the real run would clear. ``progress`` receives the number of
+    entries examined as the walk advances; ``on_cleared`` receives each cleared entry as its
+    batch completes (the result's ``entries`` then stay empty, keeping memory bounded).
+
+    Ctrl-C or SIGTERM (with a handler that raises ``KeyboardInterrupt``) stops between batches
+    and returns with ``interrupted`` set; every batch is applied whole or not at all. Raises
+    ``CacheUnavailable`` when Redis cannot answer and ``StorageUnavailable`` when storage cannot
+    be read.
+    """
+    name = None if repository is None else validate_repository_name(repository)
+    _check_batch_size(batch_size)
+    storage = RegistryStorage.open(storage_root)
+    cache = cache if cache is not None else get_descriptor_cache()
+    run = _Reconciliation(
+        cache,
+        storage,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        progress=progress,
+        on_cleared=on_cleared,
+    )
+    interrupted = False
+    try:
+        with translate_redis_errors(cache.client):
+            if name is not None:
+                run.repository_members(name)
+                run.repository_orphans(name)
+            else:
+                run.every_repository()
+                run.every_global()
+    except KeyboardInterrupt:
+        interrupted = True
+    return run.result(name, interrupted)
+

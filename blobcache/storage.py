@@ -1,0 +1,123 @@
+"""The registry's filesystem storage, read-only: which blobs exist and what a repository links.
+
+The layout was read off a running registry 2.8.2 (``storage.filesystem.rootdirectory``)::
+
+    docker/registry/v2/blobs/<alg>/<first two hex>/<hex>/data
+    docker/registry/v2/repositories/<name>/_layers/<alg>/<hex>/link
+    docker/registry/v2/repositories/<name>/_manifests/revisions/<alg>/<hex>/link
+
+What the registry does to it (observed, and what reconciliation relies on): a blob DELETE removes
+the repository's ``_layers/.../link`` file and keeps its folder; a manifest DELETE removes the
+``revisions/.../link`` file; ``garbage-collect`` removes whole ``blobs/<alg>/<xx>/<hex>`` folders
+and leaves every ``_layers`` link behind, so after a sweep a repository can still link a digest
+whose data is gone. Nothing here writes to storage.
+
+Every question is answered with ``stat`` on one path, so a check costs a few system calls and no
+memory. Only "no such file" (or "not a directory" on the way) means absent; any other error
+(permissions, I/O, a symlink loop) raises :class:`StorageUnavailable`, because taking it for
+"absent" would clear entries the storage still backs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from blobcache.exceptions import BlobCacheError
+
+#: Under the configured root, the registry keeps everything in this folder.
+V2_PARTS = ("docker", "registry", "v2")
+
+_ABSENT = (errno.ENOENT, errno.ENOTDIR)
+
+
+class StorageInvalid(BlobCacheError):
+    """The storage root is not a registry's filesystem storage: reconciling against it would
+    take every cached blob for deleted."""
+
+    code = "STORAGE_INVALID"
+    default_message = "the storage root is not a registry's filesystem storage"
+
+
+class StorageUnavailable(BlobCacheError):
+    """Storage could not be read (permissions, I/O error): nothing can be decided safely."""
+
+    code = "STORAGE_UNAVAILABLE"
+    default_message = "the registry's storage cannot be read"
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno in _ABSENT:
+            return False
+        raise StorageUnavailable(f"cannot read {path}: {error.strerror or error}") from error
+    return True
+
+
+class RegistryStorage:
+    """One registry's storage tree. Digests and names must be validated by the caller."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.v2 = self.root.joinpath(*V2_PARTS)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str]) -> RegistryStorage:
+        """Check that ``root`` is a storage root before anything relies on it.
+
+        A registry creates ``docker/registry/v2`` with its first push, so a root without it is
+        either a typo or an empty registry; refusing both keeps a wrong path from clearing the
+        whole cache.
+        """
+        storage = cls(root)
+        if not str(root):
+            raise StorageInvalid("the storage root must not be empty")
+        if not _exists(storage.root):
+            raise StorageInvalid(f"the storage root {storage.root} does not exist")
+        if not storage.root.is_dir():
+            raise StorageInvalid(f"the storage root {storage.root} is not a directory")
+        if not _exists(storage.v2) or not storage.v2.is_dir():
+            raise StorageInvalid(
+                f"{storage.root} has no {'/'.join(V2_PARTS)} folder: give the registry's "
+                "storage.filesystem.rootdirectory (a registry creates that folder on its "
+                "first push)"
+            )
+        return storage
+
+    def blob_data_path(self, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        return self.v2 / "blobs" / algorithm / encoded[:2] / encoded / "data"
+
+    def repository_path(self, repository: str) -> Path:
+        parts = repository.split("/")
+        # The name grammar already rules these out; a path must never leave the tree.
+        if any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"{repository!r} cannot be a repository folder")
+        return self.v2.joinpath("repositories", *parts)
+
+    def layer_link_path(self, repository: str, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        return self.repository_path(repository) / "_layers" / algorithm / encoded / "link"
+
+    def revision_link_path(self, repository: str, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        return (
+            self.repository_path(repository)
+            / "_manifests"
+            / "revisions"
+            / algorithm
+            / encoded
+            / "link"
+        )
+
+    def has_blob_data(self, digest: str) -> bool:
+        return _exists(self.blob_data_path(digest))
+
+    def links(self, repository: str, digest: str) -> bool:
+        """Whether ``repository`` links ``digest`` as a layer (or config) or as a manifest."""
+        return _exists(self.layer_link_path(repository, digest)) or _exists(
+            self.revision_link_path(repository, digest)
+        )

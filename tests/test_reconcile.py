@@ -1,0 +1,512 @@
+"""Reconciliation against a synthetic storage tree and a real Redis: exact counts, exact state.
+
+The tree has the layout read off a running registry 2.8.2 (see blobcache/storage.py); the
+interop tests run the same function against the real registry's storage.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import port_for
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from blobcache import Descriptor, signals
+from blobcache.cache import DescriptorCache
+from blobcache.exceptions import CacheUnavailable, NameInvalid
+from blobcache.reconcile import (
+    GLOBAL_DATA_MISSING,
+    MEMBERSHIP_DATA_MISSING,
+    MEMBERSHIP_UNLINKED,
+    ORPHAN_REPOSITORY_HASH,
+    ClearedEntry,
+    ReconcileResult,
+    reconcile,
+)
+from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
+from tests.redis_state import dump
+
+OCTET = "application/octet-stream"
+ALPINE = "library/alpine"
+APP = "team/app"
+
+
+def free_port() -> int:
+    return int(port_for.select_random())
+
+
+def digest(number: int, algorithm: str = "sha256") -> str:
+    length = {"sha256": 64, "sha384": 96, "sha512": 128}[algorithm]
+    return f"{algorithm}:{number:0{length}x}"
+
+
+D1, D2, D3, D4, D5, D6 = (digest(n) for n in range(1, 7))
+UPPER = "sha256:" + "AB" * 32
+
+
+class StorageTree:
+    """Writes the registry's files the way the registry lays them out."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.v2 = root / "docker" / "registry" / "v2"
+        self.v2.mkdir(parents=True)
+
+    def blob(self, digest: str, data: bytes = b"x") -> None:
+        algorithm, _, encoded = digest.partition(":")
+        path = self.v2 / "blobs" / algorithm / encoded[:2] / encoded / "data"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def layer(self, repository: str, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        return self._link(
+            self.v2 / "repositories" / repository / "_layers" / algorithm / encoded, digest
+        )
+
+    def revision(self, repository: str, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        folder = self.v2 / "repositories" / repository / "_manifests" / "revisions"
+        return self._link(folder / algorithm / encoded, digest)
+
+    @staticmethod
+    def _link(folder: Path, digest: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        link = folder / "link"
+        link.write_text(digest)
+        return link
+
+    def pushed(self, repository: str, digest: str) -> None:
+        """A blob pushed to ``repository``: its data and the repository's layer link."""
+        self.blob(digest)
+        self.layer(repository, digest)
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> StorageTree:
+    return StorageTree(tmp_path / "storage")
+
+
+@pytest.fixture()
+def dead_cache() -> DescriptorCache:
+    """A manager on a loopback port nothing listens on (connection refused at once)."""
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=free_port(),
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return DescriptorCache(client)
+
+
+def cache_entry(cache: DescriptorCache, repository: str | None, key_digest: str) -> None:
+    target = cache if repository is None else cache.repository_scoped(repository)
+    target.set_descriptor(key_digest, Descriptor(key_digest, 10, OCTET))
+
+
+def repository_keys(repository: str, key_digest: str) -> set[str]:
+    return {f"repository::{repository}::blobs::{key_digest}"}
+
+
+@pytest.fixture()
+def stale(cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree) -> redis.Redis:
+    """One entry of each reason next to entries storage backs.
+
+    - D1: pushed to library/alpine and team/app; team/app deleted it (its link is gone).
+    - D2: pushed to library/alpine, then swept by GC: the link stays, the data is gone.
+    - D3: a healthy layer of team/app.
+    - D4: a repository hash without membership in team/app, not linked there.
+    - D5: a global entry only (a manifest read by tag), then swept.
+    - D6: a global entry only, still stored.
+    """
+    for repository, key_digest in ((ALPINE, D1), (APP, D1), (ALPINE, D2), (APP, D3)):
+        cache_entry(cache, repository, key_digest)
+    tree.pushed(ALPINE, D1)
+    tree.layer(ALPINE, D2)
+    tree.pushed(APP, D3)
+    redis_client.hset(f"repository::{APP}::blobs::{D4}", "mediatype", OCTET)
+    cache_entry(cache, None, D5)
+    cache_entry(cache, None, D6)
+    tree.blob(D6)
+    return redis_client
+
+
+def entries(*items: tuple[str, str, str | None]) -> tuple[ClearedEntry, ...]:
+    return tuple(ClearedEntry(reason, key_digest, repo) for reason, key_digest, repo in items)
+
+
+def by_reason(result: ReconcileResult) -> list[tuple[str, str | None, str]]:
+    return sorted((e.reason, e.repository, e.digest) for e in result.entries)
+
+
+def assert_same_outcome(dry: ReconcileResult, real: ReconcileResult) -> None:
+    """A dry run reports the real run's counts and entries (SCAN order may differ)."""
+    assert (dry.dry_run, real.dry_run) == (True, False)
+    assert dry.summary() == {**real.summary(), "dry_run": True}
+    assert by_reason(dry) == by_reason(real)
+
+
+EXPECTED_WHOLE = [
+    (GLOBAL_DATA_MISSING, None, D2),
+    (GLOBAL_DATA_MISSING, None, D5),
+    (MEMBERSHIP_DATA_MISSING, ALPINE, D2),
+    (MEMBERSHIP_UNLINKED, APP, D1),
+    (ORPHAN_REPOSITORY_HASH, APP, D4),
+]
+
+
+class TestReasons:
+    def test_whole_database_clears_each_stale_entry_and_nothing_else(
+        self, stale: redis.Redis, tree: StorageTree
+    ) -> None:
+        before = dump(stale)
+        result = reconcile(tree.root)
+
+        assert by_reason(result) == EXPECTED_WHOLE
+        assert result.counts == {
+            MEMBERSHIP_UNLINKED: 1,
+            MEMBERSHIP_DATA_MISSING: 1,
+            ORPHAN_REPOSITORY_HASH: 1,
+            GLOBAL_DATA_MISSING: 2,
+        }
+        assert result.cleared == 5
+        # Keys: team/app's D1 and D4 hashes, alpine's D2 hash, the D2 and D5 global hashes.
+        assert result.keys_deleted == 5
+        assert (result.dry_run, result.interrupted, result.skipped) == (False, False, 0)
+        after = dump(stale)
+        gone = {
+            f"repository::{APP}::blobs::{D1}",
+            f"repository::{APP}::blobs::{D4}",
+            f"repository::{ALPINE}::blobs::{D2}",
+            f"blobs::{D2}",
+            f"blobs::{D5}",
+        }
+        assert set(before) - set(after) == gone
+        assert set(after) - set(before) == set()
+        assert stale.smembers(f"repository::{ALPINE}::blobs") == {D1}
+        assert stale.smembers(f"repository::{APP}::blobs") == {D3}
+        for key in set(after) - {f"repository::{ALPINE}::blobs", f"repository::{APP}::blobs"}:
+            assert after[key] == before[key]
+
+    def test_a_revision_link_backs_a_manifest_member(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        cache_entry(cache, APP, D1)
+        tree.blob(D1)
+        tree.revision(APP, D1)
+        before = dump(redis_client)
+        assert reconcile(tree.root).cleared == 0
+        assert dump(redis_client) == before
+
+    def test_member_without_hash_and_set_emptied(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        redis_client.sadd(f"repository::{APP}::blobs", D1, D2)
+        redis_client.hset(f"repository::{APP}::blobs::{D2}", "mediatype", OCTET)
+        result = reconcile(tree.root, repository=APP)
+        assert by_reason(result) == [(MEMBERSHIP_UNLINKED, APP, D1), (MEMBERSHIP_UNLINKED, APP, D2)]
+        # D2's hash and the set, emptied by its last member.
+        assert result.keys_deleted == 2
+        assert dump(redis_client) == {}
+
+    def test_global_entry_keeps_foreign_fields_like_the_registry_clear(
+        self, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        redis_client.hset(f"blobs::{D1}", mapping={"digest": D1, "size": "3", "length": "3"})
+        # A legacy hash without descriptor fields is no entry: nothing to clear.
+        redis_client.hset(f"blobs::{D2}", mapping={"length": "3"})
+        result = reconcile(tree.root)
+        assert by_reason(result) == [(GLOBAL_DATA_MISSING, None, D1)]
+        assert result.keys_deleted == 0
+        assert redis_client.hgetall(f"blobs::{D1}") == {"length": "3"}
+        assert redis_client.hgetall(f"blobs::{D2}") == {"length": "3"}
+
+    def test_alias_entry_is_backed_by_its_canonical_digest(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        alias = digest(7, "sha384")
+        cache.set_descriptor(alias, Descriptor(D1, 10, OCTET))
+        tree.blob(D1)
+        before = dump(redis_client)
+        assert reconcile(tree.root).cleared == 0
+        assert dump(redis_client) == before
+
+    def test_healthy_cache_is_untouched(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        for key_digest in (D1, D2, D3):
+            cache_entry(cache, ALPINE, key_digest)
+            tree.pushed(ALPINE, key_digest)
+        cache_entry(cache, None, D4)
+        tree.blob(D4)
+        redis_client.set("blobs:other", "x")
+        redis_client.hset("repository::Not A Name::blobs::x", "a", "b")
+        before = dump(redis_client)
+        for dry_run in (True, False):
+            result = reconcile(tree.root, dry_run=dry_run)
+            assert result.summary() == {
+                "cleared": 0,
+                "keys_deleted": 0,
+                "dry_run": dry_run,
+                "repository": None,
+                "reasons": dict.fromkeys(
+                    [
+                        MEMBERSHIP_UNLINKED,
+                        MEMBERSHIP_DATA_MISSING,
+                        ORPHAN_REPOSITORY_HASH,
+                        GLOBAL_DATA_MISSING,
+                    ],
+                    0,
+                ),
+                "skipped": 0,
+            }
+        assert dump(redis_client) == before
+
+    def test_what_cannot_be_checked_is_skipped_and_kept(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        redis_client.sadd(f"repository::{APP}::blobs", UPPER, D1)
+        redis_client.set(f"repository::{ALPINE}::blobs", "not a set")
+        result = reconcile(tree.root)
+        assert by_reason(result) == [(MEMBERSHIP_UNLINKED, APP, D1)]
+        assert result.skipped == 2
+        assert result.keys_deleted == 0
+        assert redis_client.smembers(f"repository::{APP}::blobs") == {UPPER}
+        assert redis_client.get(f"repository::{ALPINE}::blobs") == "not a set"
+
+
+class TestDryRun:
+    def test_reports_exactly_what_the_real_run_clears_and_changes_nothing(
+        self, stale: redis.Redis, tree: StorageTree
+    ) -> None:
+        # A set emptied by the run, to check that its deletion is counted the same way.
+        stale.sadd("repository::gone/repo::blobs", D5)
+        before = dump(stale)
+        dry = reconcile(tree.root, dry_run=True)
+        assert dump(stale) == before
+        real = reconcile(tree.root)
+        assert_same_outcome(dry, real)
+        assert by_reason(real) == sorted([*EXPECTED_WHOLE, (MEMBERSHIP_UNLINKED, "gone/repo", D5)])
+        assert real.keys_deleted == 6
+        assert stale.exists("repository::gone/repo::blobs") == 0
+
+    def test_small_batches_give_the_same_result(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        stale_digests = [digest(n) for n in range(100, 125)]
+        kept = [digest(n) for n in range(200, 210)]
+        for key_digest in stale_digests + kept:
+            cache_entry(cache, APP, key_digest)
+        for key_digest in kept:
+            tree.pushed(APP, key_digest)
+        for key_digest in stale_digests[:5]:
+            redis_client.hset(f"repository::{ALPINE}::blobs::{key_digest}", "mediatype", OCTET)
+        dry = reconcile(tree.root, dry_run=True, batch_size=3)
+        real = reconcile(tree.root, batch_size=3)
+        assert_same_outcome(dry, real)
+        assert real.counts[MEMBERSHIP_UNLINKED] == 25
+        assert real.counts[ORPHAN_REPOSITORY_HASH] == 5
+        # Globals of the stale digests have no data either.
+        assert real.counts[GLOBAL_DATA_MISSING] == 25
+        assert redis_client.smembers(f"repository::{APP}::blobs") == set(kept)
+        assert sorted(redis_client.keys(f"repository::{ALPINE}::*")) == []
+
+
+class TestScope:
+    def test_repository_scope_touches_only_that_repository(
+        self, stale: redis.Redis, tree: StorageTree
+    ) -> None:
+        before = dump(stale)
+        result = reconcile(tree.root, repository=APP)
+        assert by_reason(result) == [
+            (MEMBERSHIP_UNLINKED, APP, D1),
+            (ORPHAN_REPOSITORY_HASH, APP, D4),
+        ]
+        assert result.repository == APP
+        assert result.keys_deleted == 2
+        after = dump(stale)
+        assert set(before) - set(after) == {
+            f"repository::{APP}::blobs::{D1}",
+            f"repository::{APP}::blobs::{D4}",
+        }
+        # library/alpine's stale D2 and the stale globals stay for their own run.
+        assert after[f"repository::{ALPINE}::blobs::{D2}"] == before[
+            f"repository::{ALPINE}::blobs::{D2}"
+        ]
+        assert after[f"blobs::{D5}"] == before[f"blobs::{D5}"]
+
+    def test_a_longer_name_with_the_same_prefix_is_another_repository(
+        self, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        redis_client.hset(f"repository::{APP}-two::blobs::{D1}", "mediatype", OCTET)
+        redis_client.hset(f"repository::{APP}/sub::blobs::{D1}", "mediatype", OCTET)
+        before = dump(redis_client)
+        assert reconcile(tree.root, repository=APP).cleared == 0
+        assert dump(redis_client) == before
+
+
+class TestSafety:
+    def test_storage_is_checked_again_just_before_the_delete(
+        self,
+        cache: DescriptorCache,
+        redis_client: redis.Redis,
+        tree: StorageTree,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A push lands between the walk's check and the batch: its entry must survive."""
+        cache_entry(cache, APP, D1)
+        cache_entry(cache, APP, D2)
+        tree.blob(D1)
+        tree.blob(D2)
+        real_links = RegistryStorage.links
+        calls: list[str] = []
+
+        def links_then_push(storage: RegistryStorage, repository: str, key_digest: str) -> bool:
+            answer = real_links(storage, repository, key_digest)
+            calls.append(key_digest)
+            if key_digest == D1 and calls.count(D1) == 1:
+                tree.layer(APP, D1)
+            return answer
+
+        monkeypatch.setattr(RegistryStorage, "links", links_then_push)
+        result = reconcile(tree.root, repository=APP)
+        assert by_reason(result) == [(MEMBERSHIP_UNLINKED, APP, D2)]
+        # The walk and the re-check for both; then D1's hash, met by the orphan sweep.
+        assert sorted(calls) == [D1, D1, D1, D2, D2]
+        assert redis_client.smembers(f"repository::{APP}::blobs") == {D1}
+        assert redis_client.exists(f"repository::{APP}::blobs::{D1}") == 1
+
+    def test_unreadable_storage_stops_the_run_before_any_clear(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        cache_entry(cache, APP, D1)
+        tree.layer(APP, D1)
+        loop = tree.v2 / "blobs" / "sha256"
+        loop.parent.mkdir(parents=True)
+        os.symlink(loop, loop)
+        before = dump(redis_client)
+        with pytest.raises(StorageUnavailable, match="cannot read .*/blobs/sha256/00/"):
+            reconcile(tree.root)
+        assert dump(redis_client) == before
+
+    def test_interrupt_stops_between_batches_with_exact_counts(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        stale_digests = [digest(n) for n in range(100, 110)]
+        for key_digest in stale_digests:
+            cache_entry(cache, APP, key_digest)
+        seen: list[int] = []
+
+        def interrupt_after_first_batch(done: int) -> None:
+            seen.append(done)
+            raise KeyboardInterrupt
+
+        result = reconcile(
+            tree.root, repository=APP, batch_size=4, progress=interrupt_after_first_batch
+        )
+        assert result.interrupted is True
+        assert seen == [4]
+        assert result.cleared == 4
+        assert result.summary()["interrupted"] is True
+        left = redis_client.smembers(f"repository::{APP}::blobs")
+        assert len(left) == 6
+        # Every entry is whole or gone: each remaining member has its hash, no hash is orphaned.
+        hash_keys = redis_client.keys(f"repository::{APP}::blobs::*")
+        hashes = {key.rsplit("::", 1)[1] for key in hash_keys}
+        assert hashes == left
+        assert {e.digest for e in result.entries} == set(stale_digests) - left
+
+        again = reconcile(tree.root, repository=APP)
+        assert again.cleared == 6
+        assert redis_client.exists(f"repository::{APP}::blobs") == 0
+
+
+class TestValidation:
+    @pytest.mark.parametrize(
+        ("shape", "message"),
+        [
+            ("missing", "does not exist"),
+            ("empty", "has no docker/registry/v2 folder"),
+            ("file", "is not a directory"),
+        ],
+    )
+    def test_bad_storage_root_changes_nothing(
+        self, stale: redis.Redis, tmp_path: Path, shape: str, message: str
+    ) -> None:
+        root = tmp_path / shape
+        if shape == "empty":
+            root.mkdir()
+        elif shape == "file":
+            root.write_text("x")
+        before = dump(stale)
+        with pytest.raises(StorageInvalid, match=message):
+            reconcile(root)
+        assert dump(stale) == before
+
+    def test_invalid_name_and_batch_size_are_rejected_before_redis(
+        self, tree: StorageTree, dead_cache: DescriptorCache
+    ) -> None:
+        with pytest.raises(NameInvalid):
+            reconcile(tree.root, repository="Team/App", cache=dead_cache)
+        with pytest.raises(NameInvalid):
+            reconcile(tree.root, repository="a//b", cache=dead_cache)
+        with pytest.raises(ValueError, match="batch_size"):
+            reconcile(tree.root, batch_size=0, cache=dead_cache)
+        with pytest.raises(StorageInvalid):
+            reconcile(tree.root / "nope", cache=dead_cache)
+
+    def test_redis_down_is_cache_unavailable(
+        self, tree: StorageTree, dead_cache: DescriptorCache
+    ) -> None:
+        with pytest.raises(CacheUnavailable, match=r"cannot reach Redis at 127\.0\.0\.1:\d+"):
+            reconcile(tree.root, cache=dead_cache)
+
+
+class TestReporting:
+    def test_on_cleared_streams_entries_and_signals_fire_for_real_runs_only(
+        self, stale: redis.Redis, tree: StorageTree
+    ) -> None:
+        heard: list[tuple[str, str | None]] = []
+
+        def receiver(sender: Any, digest: str, repository: str | None, **kwargs: Any) -> None:
+            heard.append((digest, repository))
+
+        signals.descriptor_cleared.connect(receiver)
+        try:
+            streamed: list[ClearedEntry] = []
+            dry = reconcile(tree.root, dry_run=True, on_cleared=streamed.append)
+            assert heard == []
+            assert dry.entries == ()
+            assert sorted((e.reason, e.repository, e.digest) for e in streamed) == EXPECTED_WHOLE
+            real = reconcile(tree.root)
+        finally:
+            signals.descriptor_cleared.disconnect(receiver)
+        assert sorted(heard, key=str) == sorted(
+            [(e.digest, e.repository) for e in real.entries], key=str
+        )
+
+    def test_as_dict(self, stale: redis.Redis, tree: StorageTree) -> None:
+        result = reconcile(tree.root, repository=APP)
+        assert result.as_dict() == {
+            "cleared": 2,
+            "keys_deleted": 2,
+            "dry_run": False,
+            "repository": APP,
+            "reasons": {
+                MEMBERSHIP_UNLINKED: 1,
+                MEMBERSHIP_DATA_MISSING: 0,
+                ORPHAN_REPOSITORY_HASH: 1,
+                GLOBAL_DATA_MISSING: 0,
+            },
+            "skipped": 0,
+            "digests": [
+                {"reason": MEMBERSHIP_UNLINKED, "repository": APP, "digest": D1},
+                {"reason": ORPHAN_REPOSITORY_HASH, "repository": APP, "digest": D4},
+            ],
+        }
