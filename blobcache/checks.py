@@ -38,11 +38,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 @register(Tags.caches)
 def check_connection_source(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not isinstance(getattr(settings, "BLOBCACHE", None) or {}, dict):
+        return []  # E004 from check_settings; nothing can be read from it
     factory = blobcache_settings.CLIENT_FACTORY
     if factory:
         try:
             import_client_factory(factory)
-        except (ImportError, TypeError) as error:
+        # Checks run before every command: whatever importing the factory raises (a non-string
+        # path, an error inside the module) must become E003, not a traceback.
+        except Exception as error:
             return [
                 Error(
                     f"BLOBCACHE['CLIENT_FACTORY'] = {factory!r} cannot be used: {error}",
