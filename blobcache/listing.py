@@ -32,9 +32,9 @@ T = TypeVar("T")
 #: Redis cursors are unsigned 64-bit integers; anything else makes SCAN fail.
 CURSOR_MAX = 2**64 - 1
 #: SCAN calls a single page may spend looking for matches before answering a short page.
-MAX_SCAN_CALLS = 16
-# A keyspace scan filters by pattern, so each call looks at more keys than it returns.
-_KEYSPACE_COUNT_MIN = 1000
+MAX_SCAN_CALLS = 32
+#: The most keys one SCAN call is asked to look at (about a millisecond of server time).
+MAX_SCAN_COUNT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +66,24 @@ def _text(value: Any) -> str:
 
 
 def _walk(
-    scan: Callable[[int], tuple[int, Sequence[Any]]], cursor: int, page_size: int
+    scan: Callable[[int, int], tuple[int, Sequence[Any]]], cursor: int, page_size: int
 ) -> tuple[list[Any], int]:
+    """Call ``scan(cursor, count)`` until a page is full, the walk ends or the budget is spent.
+
+    COUNT starts at what is still missing, so a dense walk (SSCAN, or a keyspace of mostly
+    repositories) overshoots ``page_size`` by a few elements only; when fewer than half of the
+    keys looked at match (a keyspace of mostly ``blobs::`` hashes), COUNT doubles, trading a
+    larger page for fewer round trips.
+    """
     found: list[Any] = []
+    count = page_size
     for _ in range(MAX_SCAN_CALLS):
-        cursor, batch = scan(cursor)
+        cursor, batch = scan(cursor, count)
         found.extend(batch)
-        if cursor == 0 or len(found) >= page_size:
+        missing = page_size - len(found)
+        if int(cursor) == 0 or missing <= 0:
             break
+        count = min(count * 2, MAX_SCAN_COUNT) if 2 * len(batch) < count else missing
     return found, int(cursor)
 
 
@@ -87,7 +97,7 @@ def list_members(scoped: RepositoryScopedCache, cursor: int, page_size: int) -> 
     membership_key = keys.membership_key(scoped.repository)
     with translate_redis_errors(client):
         raw_digests, cursor = _walk(
-            lambda at: client.sscan(membership_key, cursor=at, count=page_size),
+            lambda at, count: client.sscan(membership_key, cursor=at, count=count),
             cursor,
             page_size,
         )
@@ -122,10 +132,9 @@ def list_repositories(cache: DescriptorCache, cursor: int, page_size: int) -> Pa
     """One page of repository names (from their membership sets) with their member counts."""
     client = cache.client
     pattern = keys.membership_key("*")
-    count = max(page_size, _KEYSPACE_COUNT_MIN)
     with translate_redis_errors(client):
         raw_keys, cursor = _walk(
-            lambda at: client.scan(cursor=at, match=pattern, count=count, _type="set"),
+            lambda at, count: client.scan(cursor=at, match=pattern, count=count, _type="set"),
             cursor,
             page_size,
         )

@@ -51,14 +51,14 @@ class ScanCursorPagination(BasePagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None or raw == "":
             return self.page_size
-        if not _DIGITS.fullmatch(raw) or int(raw.lstrip("0") or "0") == 0:
+        digits = raw.lstrip("0") if _DIGITS.fullmatch(raw) else ""
+        if not digits:
             raise RegistryError(
                 PAGINATION_NUMBER_INVALID,
                 f"page_size must be a positive integer, got {raw[:40]!r}",
                 detail={"parameter": self.page_size_query_param},
             )
         # Compared as text first: int() of a few thousand digits is refused by Python.
-        digits = raw.lstrip("0")
         if len(digits) > len(str(self.max_page_size)):
             return self.max_page_size
         return min(int(digits), self.max_page_size)

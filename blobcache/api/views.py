@@ -11,7 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.utils.module_loading import import_string
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
@@ -49,18 +54,24 @@ DEFAULT_PERMISSION_CLASSES: list[Any] = [DescriptorPermissions]
 #: Added to the host's default throttles; it does nothing until a "blobcache" rate is set.
 SCOPED_THROTTLE_CLASSES: list[Any] = [BlobCacheScopedRateThrottle]
 
+#: The examples of the schema (the registry's empty-layer digest, an official image's name).
+EXAMPLE_DIGEST = "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4"
+EXAMPLE_NAME = "library/alpine"
+
 DIGEST_PARAMETER = OpenApiParameter(
     "digest",
     str,
     OpenApiParameter.PATH,
     pattern=DIGEST_PATTERN,
     description="A digest such as sha256:<64 lower-case hex characters>.",
+    examples=[OpenApiExample("digest", value=EXAMPLE_DIGEST)],
 )
 NAME_PARAMETER = OpenApiParameter(
     "name",
     str,
     OpenApiParameter.PATH,
-    description="A repository name as the registry routes it, e.g. library/alpine.",
+    description="A repository name as the registry routes it; it may contain slashes.",
+    examples=[OpenApiExample("name", value=EXAMPLE_NAME)],
 )
 
 
