@@ -280,11 +280,12 @@ class _Run:
         """Run one atomic batch over ``digests`` of ``repository`` and add its counts."""
         if not digests and not extra_members:
             return
+        # Counting inside the shield: a signal held back is re-raised as the block ends.
         with _shielded():
             reply = self.queue_repository_batch(
                 self.client, repository, digests, kind, extra_members
             )
-        self.tally.add(reply[0], reply[1])
+            self.tally.add(reply[0], reply[1])
 
     def delete_corrupt(self, key: str) -> None:
         """A layout key of the wrong type is a corrupt entry: it goes, as the global clear does."""
@@ -292,8 +293,7 @@ class _Run:
             self.tally.add(0, 1)
             return
         with _shielded():
-            deleted = self.client.delete(key)
-        self.tally.add(0, deleted)
+            self.tally.add(0, self.client.delete(key))
 
     def members(self, repository: str) -> Iterator[tuple[Sequence[Any], list[str], list[Any]]]:
         """A set's members by SSCAN, in batches split into valid digests and anything else."""
@@ -395,32 +395,35 @@ class _Run:
             self.queue_repository_batch(pipe, name, digests, "hashes")
         with _shielded():
             replies = pipe.execute()
-        if global_keys:
-            removed = int(replies.pop(0))
-            self.tally.add(removed, removed)
-        for reply in replies:
-            self.tally.add(reply[0], reply[1])
+            if global_keys:
+                removed = int(replies.pop(0))
+                self.tally.add(removed, removed)
+            for reply in replies:
+                self.tally.add(reply[0], reply[1])
 
     # --- lists of digests ---
 
-    def digests_global(self, batch: Sequence[str]) -> list[int]:
-        with _shielded():
-            reply = self.clear_digests_batch(
-                keys=[keys.global_key(digest) for digest in batch], args=[self.mode, GLOBAL]
-            )
-        entries = [int(count) for count in reply[2:]]
-        self.tally.add(sum(entries), reply[0])
-        return entries
+    def digests_global(self, batch: Sequence[str], entries: list[int]) -> None:
+        """Add each digest's cleared global entries to ``entries`` (callers hold signals back)."""
+        reply = self.clear_digests_batch(
+            keys=[keys.global_key(digest) for digest in batch], args=[self.mode, GLOBAL]
+        )
+        self.settle_digests(reply, entries)
 
-    def digests_repository(self, repository: str, batch: Sequence[str]) -> tuple[list[int], int]:
+    def digests_repository(self, repository: str, batch: Sequence[str], entries: list[int]) -> int:
+        """Like :meth:`digests_global`, in one repository; returns the members removed."""
         batch_keys = [keys.membership_key(repository)]
         for digest in batch:
             batch_keys += [keys.repository_key(repository, digest), keys.global_key(digest)]
-        with _shielded():
-            reply = self.clear_digests_batch(keys=batch_keys, args=[self.mode, REPOSITORY, *batch])
-        entries = [int(count) for count in reply[2:]]
-        self.tally.add(sum(entries), reply[0])
-        return entries, int(reply[1])
+        reply = self.clear_digests_batch(keys=batch_keys, args=[self.mode, REPOSITORY, *batch])
+        self.settle_digests(reply, entries)
+        return int(reply[1])
+
+    def settle_digests(self, reply: list[Any], entries: list[int]) -> None:
+        for index, count in enumerate(reply[2:]):
+            entries[index] += int(count)
+            self.tally.add(count, 0)
+        self.tally.add(0, reply[0])
 
     def digests_in_repositories(
         self, batch: Sequence[str], found_entries: list[int], remaining: dict[str, int]
@@ -503,10 +506,10 @@ class _Run:
             self.queue_repository_batch(pipe, name, digests, kind)
         with _shielded():
             replies = pipe.execute()
-        for digests, reply in zip(targets.values(), replies, strict=True):
-            self.tally.add(reply[0], reply[1])
-            for digest, flag in zip(digests, reply[2:], strict=True):
-                found_entries[position[digest]] += int(flag)
+            for digests, reply in zip(targets.values(), replies, strict=True):
+                self.tally.add(reply[0], reply[1])
+                for digest, flag in zip(digests, reply[2:], strict=True):
+                    found_entries[position[digest]] += int(flag)
 
 
 def _finish(run: _Run, interrupted: bool) -> ClearResult:
@@ -595,7 +598,6 @@ def clear_digests(
     unique = list(dict.fromkeys(validate_digest(digest) for digest in digests))
     run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
     interrupted = False
-    cleared: list[str] = []
     try:
         with translate_redis_errors(run.client):
             members_before = 0
@@ -604,23 +606,23 @@ def clear_digests(
                 members_before = repository_size(cache, name)
             remaining: dict[str, int] = {}
             for batch in _batches(unique, batch_size):
-                if name is not None:
-                    entries, removed = run.digests_repository(name, batch)
-                    members_removed += removed
-                else:
-                    entries = run.digests_global(batch)
+                entries = [0] * len(batch)
+                try:
                     if everywhere:
+                        # A sweep over every repository key can be long: signals are honoured
+                        # between its steps, each of which is counted whole.
+                        with _shielded():
+                            run.digests_global(batch, entries)
                         run.digests_in_repositories(batch, entries, remaining)
-                for digest, count in zip(batch, entries, strict=True):
-                    if count:
-                        cleared.append(digest)
-                    else:
-                        run.tally.unknown += 1
-                        if on_unknown is not None:
-                            on_unknown(digest)
-                if not dry_run:
-                    _announce(cache, cleared, name)
-                cleared = []
+                    with _shielded():
+                        if name is not None:
+                            members_removed += run.digests_repository(name, batch, entries)
+                        elif not everywhere:
+                            run.digests_global(batch, entries)
+                        _report_unknown(run, batch, entries, on_unknown)
+                finally:
+                    if not dry_run:
+                        _announce(cache, batch, entries, name)
                 run.advance(len(batch))
             if dry_run and members_before and members_removed == members_before:
                 run.tally.add(0, 1)
@@ -629,9 +631,27 @@ def clear_digests(
     return _finish(run, interrupted)
 
 
-def _announce(cache: DescriptorCache, cleared: list[str], repository: str | None) -> None:
-    for digest in cleared:
-        signals.descriptor_cleared.send(sender=type(cache), digest=digest, repository=repository)
+def _report_unknown(
+    run: _Run,
+    batch: Sequence[str],
+    entries: list[int],
+    on_unknown: Callable[[str], None] | None,
+) -> None:
+    for digest, count in zip(batch, entries, strict=True):
+        if not count:
+            run.tally.unknown += 1
+            if on_unknown is not None:
+                on_unknown(digest)
+
+
+def _announce(
+    cache: DescriptorCache, batch: Sequence[str], entries: list[int], repository: str | None
+) -> None:
+    for digest, count in zip(batch, entries, strict=True):
+        if count:
+            signals.descriptor_cleared.send(
+                sender=type(cache), digest=digest, repository=repository
+            )
 
 
 # --- statistics ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from blobcache.exceptions import (
     DigestInvalidLength,
     NameInvalid,
 )
+from tests.redis_state import dump
 
 LAYER = "application/vnd.oci.image.layer.v1.tar"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -29,25 +30,6 @@ def digest(number: int, algorithm: str = "sha256") -> str:
 
 D1, D2, D3, D4, D5 = (digest(n) for n in range(1, 6))
 UPPER = "sha256:" + "AB" * 32  # written by registries 2.3 to 2.8.2, invalid for go-digest 1.0
-
-
-def dump_redis(client: redis.Redis) -> dict[str, Any]:
-    """Every key with its type and full value: two dumps compare equal only if nothing changed."""
-    state: dict[str, Any] = {}
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        if kind == "hash":
-            value: Any = client.hgetall(key)
-        elif kind == "set":
-            value = sorted(client.smembers(key))
-        elif kind == "string":
-            value = client.get(key)
-        elif kind == "list":
-            value = client.lrange(key, 0, -1)
-        else:
-            value = client.dump(key)
-        state[key] = (kind, value)
-    return state
 
 
 def put(cache: DescriptorCache, repository: str | None, key_digest: str, size: int = 10) -> None:
@@ -75,7 +57,7 @@ class TestClearRepositoryScope:
     def test_clears_members_hashes_and_orphans_and_keeps_the_rest(
         self, cache: DescriptorCache, populated: redis.Redis
     ) -> None:
-        before = dump_redis(populated)
+        before = dump(populated)
         result = bulk.clear_repository_scope(cache, "foo/bar")
         # D1..D3 (membership and hash), D4 (membership only), D5 (hash only).
         assert result == ClearResult(cleared=5, keys_deleted=5, dry_run=False)
@@ -84,17 +66,17 @@ class TestClearRepositoryScope:
             "repository::foo/bar::blobs",
             *(f"repository::foo/bar::blobs::{d}" for d in (D1, D2, D3, D5)),
         }
-        assert dump_redis(populated) == {k: v for k, v in before.items() if k not in gone}
+        assert dump(populated) == {k: v for k, v in before.items() if k not in gone}
         assert populated.hgetall(f"blobs::{D1}") == {"digest": D1, "size": "10", "mediatype": LAYER}
 
     def test_dry_run_reports_the_real_numbers_and_changes_nothing(
         self, cache: DescriptorCache, populated: redis.Redis
     ) -> None:
-        before = dump_redis(populated)
+        before = dump(populated)
         assert bulk.clear_repository_scope(cache, "foo/bar", dry_run=True) == ClearResult(
             5, 5, True
         )
-        assert dump_redis(populated) == before
+        assert dump(populated) == before
 
     @pytest.mark.parametrize("batch_size", [1, 2, 1000])
     def test_batch_size_does_not_change_the_outcome(
@@ -125,18 +107,18 @@ class TestClearRepositoryScope:
     def test_unknown_repository_clears_nothing(
         self, cache: DescriptorCache, populated: redis.Redis
     ) -> None:
-        before = dump_redis(populated)
+        before = dump(populated)
         assert bulk.clear_repository_scope(cache, "no/such") == ClearResult(0, 0, False)
-        assert dump_redis(populated) == before
+        assert dump(populated) == before
 
     @pytest.mark.parametrize("name", ["", "foo/Bar", "foo//bar", "a" * 64, "foo/bar:latest"])
     def test_invalid_name_is_rejected_before_redis(
         self, cache: DescriptorCache, populated: redis.Redis, name: str
     ) -> None:
-        before = dump_redis(populated)
+        before = dump(populated)
         with pytest.raises(NameInvalid):
             bulk.clear_repository_scope(cache, name)
-        assert dump_redis(populated) == before
+        assert dump(populated) == before
 
     def test_glob_characters_in_an_ipv6_name_are_escaped(
         self, cache: DescriptorCache, redis_client: redis.Redis
@@ -270,9 +252,9 @@ class TestClearAll:
     def test_dry_run_reports_the_real_numbers(
         self, cache: DescriptorCache, crowded: redis.Redis, batch_size: int
     ) -> None:
-        before = dump_redis(crowded)
+        before = dump(crowded)
         dry = bulk.clear_all(cache, dry_run=True, batch_size=batch_size)
-        assert dump_redis(crowded) == before
+        assert dump(crowded) == before
         real = bulk.clear_all(cache, batch_size=batch_size)
         assert dry == ClearResult(11, 13, True)
         assert real == ClearResult(11, 13, False)
@@ -354,11 +336,11 @@ class TestClearDigests:
     ) -> None:
         crowded.hset(f"blobs::{D3}", "length", "10")  # a field the registry's clear leaves behind
         unknown: list[str] = []
-        before = dump_redis(crowded)
+        before = dump(crowded)
         result = bulk.clear_digests(cache, [D1, D4, D3, D5, D1], on_unknown=unknown.append)
         assert result == ClearResult(cleared=3, keys_deleted=2, dry_run=False, unknown=1)
         assert unknown == [D4]
-        after = dump_redis(crowded)
+        after = dump(crowded)
         assert set(before) - set(after) == {f"blobs::{D1}", f"blobs::{D5}"}
         assert crowded.hgetall(f"blobs::{D3}") == {"length": "10"}
         assert {k: v for k, v in before.items() if k in after and k != f"blobs::{D3}"} == {
@@ -383,9 +365,9 @@ class TestClearDigests:
     def test_repository_clear_of_the_last_members_deletes_the_set(
         self, cache: DescriptorCache, crowded: redis.Redis
     ) -> None:
-        before = dump_redis(crowded)
+        before = dump(crowded)
         dry = bulk.clear_digests(cache, [D1], repository="foo/baz", dry_run=True)
-        assert dump_redis(crowded) == before
+        assert dump(crowded) == before
         real = bulk.clear_digests(cache, [D1], repository="foo/baz")
         # The repository entry and the global entry; the hash, the global key and the set.
         assert dry == ClearResult(2, 3, True)
@@ -397,9 +379,9 @@ class TestClearDigests:
     ) -> None:
         # A hash whose repository lost its set (evicted by allkeys-lru) is found too.
         crowded.hset(f"repository::evicted/app::blobs::{D1}", "mediatype", LAYER)
-        before = dump_redis(crowded)
+        before = dump(crowded)
         dry = bulk.clear_digests(cache, [D1], everywhere=True, dry_run=True)
-        assert dump_redis(crowded) == before
+        assert dump(crowded) == before
         real = bulk.clear_digests(cache, [D1], everywhere=True)
         # Global, foo/bar, foo/bar2, foo/baz, evicted/app; keys: 1 + 4 hashes + 2 emptied sets.
         assert dry == ClearResult(5, 7, True)
@@ -443,14 +425,14 @@ class TestClearDigests:
     def test_invalid_input_changes_nothing(
         self, cache: DescriptorCache, crowded: redis.Redis
     ) -> None:
-        before = dump_redis(crowded)
+        before = dump(crowded)
         with pytest.raises(DigestInvalidLength):
             bulk.clear_digests(cache, [D1, "sha256:abc"])
         with pytest.raises(NameInvalid):
             bulk.clear_digests(cache, [D1], repository="Foo/Bar")
         with pytest.raises(ValueError):
             bulk.clear_digests(cache, [D1], batch_size=0)
-        assert dump_redis(crowded) == before
+        assert dump(crowded) == before
 
     def test_a_corrupt_membership_key_is_reported(
         self, cache: DescriptorCache, redis_client: redis.Redis

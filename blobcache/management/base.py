@@ -1,0 +1,227 @@
+"""What every blobcache command shares: exit statuses, signals, output and progress.
+
+Exit statuses are a contract (issue 4): 0 success; 1 unknown digests, a corrupt entry or a
+refused confirmation; 2 invalid input or usage; 3 Redis unavailable; 128 + the signal number
+after SIGINT (130) or SIGTERM (143). Failures are raised as ``CommandError(returncode=...)`` so
+that ``call_command`` callers see them too; on the command line the message is printed as one
+line, without Django's ``CommandError:`` prefix, so that "cannot reach Redis at host:port: ..."
+is exactly what an operator (or a script grepping stderr) reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.checks import Tags
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from blobcache.bulk import Progress
+from blobcache.cache import DescriptorCache, get_descriptor_cache
+from blobcache.digest import validate_digest
+from blobcache.exceptions import (
+    CacheUnavailable,
+    DescriptorCorrupt,
+    DescriptorInvalid,
+    DigestInvalid,
+    NameInvalid,
+)
+
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+class _UsageParser(CommandParser):
+    """Usage errors exit with status 2 under ``call_command`` too, as argparse does in a shell."""
+
+    def error(self, message: str) -> Any:
+        if self.called_from_command_line:
+            super().error(message)
+        raise CommandError(f"Error: {message}", returncode=EXIT_USAGE)
+
+
+class BlobcacheCommand(BaseCommand):
+    """Base class: maps blobcache's errors and signals to the contract's exit statuses."""
+
+    # Only the cache configuration is checked: clearing a cache during an incident must not
+    # depend on unrelated apps' checks (URLs, admin, templates) passing, nor wait for them.
+    requires_system_checks = [Tags.caches]
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.__class__ = _UsageParser
+        return parser
+
+    def add_format_argument(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--format",
+            choices=("text", "json"),
+            default="text",
+            help="Output format (default: text).",
+        )
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute(*args, **options)
+        except CommandError as error:
+            if not getattr(self, "_called_from_command_line", False) or options.get("traceback"):
+                raise
+            self.stderr.write(str(error))
+            sys.exit(error.returncode)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.interrupted_by: int | None = None
+        with self._interrupts_raise():
+            try:
+                self.run(*args, **options)
+            except KeyboardInterrupt:
+                raise CommandError("interrupted", returncode=self.interrupt_status()) from None
+            except CacheUnavailable as error:
+                raise CommandError(self._scrub(str(error)), returncode=EXIT_UNAVAILABLE) from None
+            except (DigestInvalid, NameInvalid, DescriptorInvalid) as error:
+                raise CommandError(str(error), returncode=EXIT_USAGE) from None
+            except DescriptorCorrupt as error:
+                raise CommandError(str(error), returncode=EXIT_PARTIAL) from None
+
+    def run(self, *args: Any, **options: Any) -> None:
+        raise NotImplementedError
+
+    # --- helpers for subclasses ---
+
+    @property
+    def cache(self) -> DescriptorCache:
+        return get_descriptor_cache()
+
+    def interrupt_status(self) -> int:
+        return 128 + (self.interrupted_by or signal.SIGINT)
+
+    def interrupt_name(self) -> str:
+        return signal.Signals(self.interrupted_by or signal.SIGINT).name
+
+    def print_json(self, value: Any) -> None:
+        self.stdout.write(json.dumps(value))
+
+    @contextmanager
+    def progress_bar(self, total: Callable[[], int], unit: str) -> Iterator[Progress | None]:
+        """A tqdm bar on standard error when it is a terminal; nothing in pipes and logs.
+
+        ``total`` is only called for a bar, so that no Redis call is spent on it otherwise.
+        """
+        if not _is_terminal(sys.stderr):
+            yield None
+            return
+        from tqdm import tqdm
+
+        with tqdm(total=total() or None, unit=unit, file=sys.stderr, leave=False) as bar:
+            yield bar.update
+
+    # --- internals ---
+
+    @contextmanager
+    def _interrupts_raise(self) -> Iterator[None]:
+        """SIGTERM stops a command the way Ctrl-C does, remembering which signal it was."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def interrupt(signum: int, frame: Any) -> None:
+            if self.interrupted_by is None:
+                self.interrupted_by = signum
+            raise KeyboardInterrupt
+
+        previous = {signum: signal.signal(signum, interrupt) for signum in _INTERRUPTS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _scrub(self, message: str) -> str:
+        # The message names host:port only, but a reason could echo a URL: never show a password.
+        try:
+            password = get_descriptor_cache().client.connection_pool.connection_kwargs.get(
+                "password"
+            )
+        except Exception:  # noqa: BLE001 - a message is being built; nothing may fail here
+            password = None
+        return message.replace(password, "***") if password else message
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def confirm(command: BaseCommand, question: str) -> None:
+    """Ask on a terminal and accept ``yes`` only; refuse outright without a terminal."""
+    if not _is_terminal(sys.stdin):
+        raise CommandError(
+            f"refusing to {question} without confirmation: standard input is not a terminal "
+            "(pass --no-input to proceed)",
+            returncode=EXIT_PARTIAL,
+        )
+    command.stderr.write(f"This will {question}. Type 'yes' to continue: ", ending="")
+    command.stderr.flush()
+    answer = sys.stdin.readline()
+    if answer.strip() != "yes":
+        raise CommandError("cancelled: nothing was cleared", returncode=EXIT_PARTIAL)
+
+
+def validated_digests(digests: Iterable[str], source: str = "") -> list[str]:
+    """Every digest validated before anything is sent; the error names the offending one."""
+    checked = []
+    for digest in digests:
+        try:
+            checked.append(validate_digest(digest))
+        except DigestInvalid as error:
+            raise CommandError(f"{source}{digest!r}: {error}", returncode=EXIT_USAGE) from None
+    return checked
+
+
+def read_digest_file(path: str) -> list[str]:
+    """Digests one a line from ``path`` (``-``: standard input), validated.
+
+    Whitespace and CR are stripped; blank lines and lines starting with ``#`` are skipped.
+    """
+    try:
+        if path == "-":
+            return _digest_lines(sys.stdin, "<stdin>")
+        with open(path, encoding="utf-8") as stream:
+            return _digest_lines(stream, path)
+    except OSError as error:
+        raise CommandError(
+            f"cannot read {path}: {error.strerror or error}", returncode=EXIT_USAGE
+        ) from None
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"cannot read {path}: not UTF-8 text ({error.reason})", returncode=EXIT_USAGE
+        ) from None
+
+
+def _digest_lines(stream: Iterable[str], name: str) -> list[str]:
+    digests = []
+    for number, line in enumerate(stream, start=1):
+        text = line.strip()
+        if text and not text.startswith("#"):
+            digests += validated_digests([text], source=f"{name}:{number}: ")
+    return digests

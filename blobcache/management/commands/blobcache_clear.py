@@ -1,0 +1,171 @@
+"""``manage.py blobcache_clear``: clear digests, a repository scope, or the whole layout.
+
+blobcache_clear DIGEST... [--repository NAME] [--from-file PATH|-]
+blobcache_clear --everywhere DIGEST... [--from-file PATH|-]
+blobcache_clear --repository NAME --all
+blobcache_clear --all
+options: --dry-run --no-input/--noinput --format text|json --batch-size N
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from blobcache import bulk
+from blobcache.bulk import ClearResult
+from blobcache.connection import describe_client
+from blobcache.management.base import (
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    BlobcacheCommand,
+    confirm,
+    positive_int,
+    read_digest_file,
+    validated_digests,
+)
+from blobcache.reference import validate_repository_name
+
+
+class Command(BlobcacheCommand):
+    help = (
+        "Clear cache entries: digests globally or in one repository (registry 3.1+ semantics), "
+        "digests everywhere, a whole repository scope, or every key of the registry's layout."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("digests", nargs="*", metavar="DIGEST")
+        parser.add_argument(
+            "--repository",
+            metavar="NAME",
+            help="Clear in this repository: the digests given, or with --all its whole scope.",
+        )
+        scope = parser.add_mutually_exclusive_group()
+        scope.add_argument(
+            "--all",
+            action="store_true",
+            help="Without --repository: every key of the registry's layout, and nothing else. "
+            "With --repository: the membership set and every repository hash.",
+        )
+        scope.add_argument(
+            "--everywhere",
+            action="store_true",
+            help="Clear the digests' global entries and their entries in every repository.",
+        )
+        parser.add_argument(
+            "--from-file",
+            metavar="PATH",
+            help="Read more digests from PATH (- for standard input), one a line; blank lines "
+            "and lines starting with # are ignored.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would be cleared; change nothing."
+        )
+        parser.add_argument(
+            "--no-input",
+            "--noinput",
+            action="store_false",
+            dest="interactive",
+            help="Do not ask for confirmation.",
+        )
+        self.add_format_argument(parser)
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=1000,
+            metavar="N",
+            help="Entries per atomic batch and SCAN step (default: 1000).",
+        )
+
+    def run(self, *args: Any, **options: Any) -> None:
+        digests = validated_digests(options["digests"])
+        if options["from_file"] is not None:
+            digests += read_digest_file(options["from_file"])
+        repository = options["repository"]
+        if repository is not None:
+            validate_repository_name(repository)
+        self._check_usage(options, digests)
+        cache = self.cache
+        common = {"dry_run": options["dry_run"], "batch_size": options["batch_size"]}
+        where = describe_client(cache.client)
+        if options["all"] and repository is not None:
+            self._confirm(options, f"clear the whole scope of repository {repository!r} ({where})")
+            with self.progress_bar(
+                lambda: bulk.repository_size(cache, repository), "members"
+            ) as bar:
+                result = bulk.clear_repository_scope(cache, repository, progress=bar, **common)
+            self.report(options, result)
+        elif options["all"]:
+            self._confirm(options, f"delete every key of the registry's cache layout at {where}")
+            with self.progress_bar(lambda: bulk.database_size(cache), "keys") as bar:
+                result = bulk.clear_all(cache, progress=bar, **common)
+            self.report(options, result)
+        else:
+            unique = len(dict.fromkeys(digests))
+            if options["everywhere"]:
+                self._confirm(
+                    options, f"clear {unique} digest(s) globally and in every repository ({where})"
+                )
+            with self.progress_bar(lambda: unique, "digests") as bar:
+                result = bulk.clear_digests(
+                    cache,
+                    digests,
+                    repository=repository,
+                    everywhere=options["everywhere"],
+                    progress=bar,
+                    on_unknown=self._unknown,
+                    **common,
+                )
+            self.report(options, result, requested=unique)
+
+    def _check_usage(self, options: dict[str, Any], digests: list[str]) -> None:
+        given = bool(options["digests"]) or options["from_file"] is not None
+        if options["all"] and given:
+            problem = "--all takes no digests"
+        elif options["everywhere"] and options["repository"] is not None:
+            problem = "--everywhere and --repository cannot be combined"
+        elif not options["all"] and not given:
+            problem = "give digests, --from-file, or --all"
+        else:
+            return
+        raise CommandError(f"Error: {problem}", returncode=EXIT_USAGE)
+
+    def _confirm(self, options: dict[str, Any], question: str) -> None:
+        # A dry run changes nothing, so it never needs a confirmation.
+        if options["interactive"] and not options["dry_run"]:
+            confirm(self, question)
+
+    def _unknown(self, digest: str) -> None:
+        self.stderr.write(f"{digest}: unknown blob")
+
+    def report(self, options: dict[str, Any], result: ClearResult, requested: int = 0) -> None:
+        if options["format"] == "json":
+            self.print_json(result.as_dict())
+        else:
+            self.stdout.write(summary(result))
+        if result.interrupted:
+            done = "counted" if result.dry_run else "cleared"
+            raise CommandError(
+                f"interrupted by {self.interrupt_name()}: {done} "
+                f"{plural(result.cleared, 'descriptor entry', 'descriptor entries')} "
+                f"({plural(result.keys_deleted, 'key', 'keys')}) before stopping; "
+                "run the same command again to finish",
+                returncode=self.interrupt_status(),
+            )
+        if result.unknown:
+            raise CommandError(
+                f"{result.unknown} of {requested} digests were unknown", returncode=EXIT_PARTIAL
+            )
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def summary(result: ClearResult) -> str:
+    entries = plural(result.cleared, "descriptor entry", "descriptor entries")
+    keys = plural(result.keys_deleted, "key", "keys")
+    if result.dry_run:
+        return f"Dry run: would clear {entries} and delete {keys}."
+    return f"Cleared {entries}, deleted {keys}."

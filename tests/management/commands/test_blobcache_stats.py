@@ -1,0 +1,48 @@
+"""``blobcache_stats`` through call_command: exact numbers from one SCAN pass."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from tests.management.commands.helpers import run
+from tests.test_bulk import NOT_LAYOUT, crowded, populated
+
+__all__ = ["crowded", "populated"]  # fixtures shared with the bulk tests
+
+
+def layout_memory(client: redis.Redis) -> int:
+    layout = [key for key in client.keys("*") if key not in NOT_LAYOUT]
+    layout.remove("repository::foo/bar::blobs::garbage")
+    return sum(client.memory_usage(key, samples=5) for key in layout)
+
+
+def test_json(crowded: redis.Redis) -> None:
+    outcome = run("blobcache_stats", "--format", "json")
+    assert (outcome.status, outcome.stderr) == (0, "")
+    assert json.loads(outcome.stdout) == {
+        "descriptors": 4,
+        "repositories": 3,
+        "memberships": 6,
+        "repository_descriptors": 6,
+        "memory_bytes": layout_memory(crowded),
+    }
+
+
+def test_text_says_memory_is_sampled(crowded: redis.Redis) -> None:
+    outcome = run("blobcache_stats")
+    assert outcome.status == 0
+    assert outcome.stdout == (
+        "global descriptors:      4\n"
+        "repositories:            3\n"
+        "memberships:             6\n"
+        "repository descriptors:  6\n"
+        f"memory:                  {layout_memory(crowded)} bytes (MEMORY USAGE of the layout's "
+        "keys; sets and hashes estimated from 5 sampled elements each)\n"
+    )
+
+
+def test_usage_error_exits_2(redis_client: redis.Redis) -> None:
+    outcome = run("blobcache_stats", "--format", "csv")
+    assert outcome.status == 2
