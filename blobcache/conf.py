@@ -22,7 +22,9 @@ DEFAULTS: dict[str, Any] = {
     # "blobcache.connection.cluster_client" and give a startup node URL and RedisCluster kwargs.
     "CLUSTER_URL": None,
     "CLUSTER_OPTIONS": {},
-    # DRF classes for the API; None means the host's REST_FRAMEWORK defaults.
+    # DRF classes (or dotted paths) for the API. None means: the host's default authentication
+    # classes; blobcache.api.permissions.DescriptorPermissions; the host's default throttles
+    # plus the "blobcache" scope, which throttles once the host gives that scope a rate.
     "AUTHENTICATION_CLASSES": None,
     "PERMISSION_CLASSES": None,
     "THROTTLE_CLASSES": None,
