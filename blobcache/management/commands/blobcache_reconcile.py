@@ -1,0 +1,176 @@
+"""``manage.py blobcache_reconcile``: clear the entries the registry's storage no longer backs.
+
+blobcache_reconcile --storage-root PATH [--repository NAME] [--dry-run] [--no-input]
+                    [--format text|json] [--batch-size N]
+
+Run it after ``registry garbage-collect``. Exit statuses are the clear command's: 0 done; 1 the
+confirmation was refused or storage could not be read; 2 invalid input (a storage root that is
+not a registry's, an invalid name); 3 Redis unavailable; 130/143 after SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import IO, Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from blobcache import bulk
+from blobcache.conf import blobcache_settings
+from blobcache.connection import describe_client
+from blobcache.management.base import (
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    BlobcacheCommand,
+    confirm,
+    positive_int,
+)
+from blobcache.management.commands.blobcache_clear import plural
+from blobcache.reconcile import REASONS, ClearedEntry, ReconcileResult, reconcile
+from blobcache.reference import validate_repository_name
+from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
+
+
+class Command(BlobcacheCommand):
+    help = (
+        "Clear the cache entries that the registry's filesystem storage no longer backs: "
+        "memberships of digests a repository no longer links, and entries whose blob data is "
+        "gone (after garbage-collect). Entries storage still backs are never cleared."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--storage-root",
+            metavar="PATH",
+            help="The registry's storage.filesystem.rootdirectory (the folder holding "
+            'docker/registry/v2). Default: BLOBCACHE["STORAGE_ROOT"].',
+        )
+        parser.add_argument(
+            "--repository",
+            metavar="NAME",
+            help="Reconcile only this repository's entries; global entries are left alone.",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Report what would be cleared; change nothing.",
+        )
+        parser.add_argument(
+            "--no-input",
+            "--noinput",
+            action="store_false",
+            dest="interactive",
+            help="Do not ask for confirmation.",
+        )
+        self.add_format_argument(parser)
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=1000,
+            metavar="N",
+            help="Entries per atomic batch and SCAN step (default: 1000).",
+        )
+
+    def run(self, *args: Any, **options: Any) -> None:
+        repository = options["repository"]
+        if repository is not None:
+            validate_repository_name(repository)
+        root = options["storage_root"] or blobcache_settings.STORAGE_ROOT
+        if not root:
+            raise CommandError(
+                'Error: give --storage-root PATH (or set BLOBCACHE["STORAGE_ROOT"])',
+                returncode=EXIT_USAGE,
+            )
+        try:
+            storage = RegistryStorage.open(root)
+        except StorageInvalid as error:
+            raise CommandError(str(error), returncode=EXIT_USAGE) from None
+        except StorageUnavailable as error:
+            raise CommandError(str(error), returncode=EXIT_PARTIAL) from None
+        cache = self.cache
+        if options["interactive"] and not options["dry_run"]:
+            scope = f" of repository {repository!r}" if repository else ""
+            confirm(
+                self,
+                f"clear the cache entries{scope} at {describe_client(cache.client)} that "
+                f"{storage.root} no longer backs",
+            )
+        # Cleared entries are spooled to disk for the JSON listing: memory stays bounded
+        # however many entries a sweep leaves stale.
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+            listing = _Listing(self, options, spool)
+            total = (
+                (lambda: bulk.repository_size(cache, repository)) if repository else (lambda: 0)
+            )
+            try:
+                with self.progress_bar(total, "entries") as bar:
+                    result = reconcile(
+                        storage.root,
+                        repository=repository,
+                        dry_run=options["dry_run"],
+                        batch_size=options["batch_size"],
+                        progress=bar,
+                        on_cleared=listing.add,
+                        cache=cache,
+                    )
+            except StorageUnavailable as error:
+                raise CommandError(
+                    f"{error}; stopped, entries not yet checked were left alone",
+                    returncode=EXIT_PARTIAL,
+                ) from None
+            listing.finish(result)
+        if result.interrupted:
+            done = "counted" if result.dry_run else "cleared"
+            raise CommandError(
+                f"interrupted by {self.interrupt_name()}: {done} "
+                f"{plural(result.cleared, 'descriptor entry', 'descriptor entries')} "
+                f"({plural(result.keys_deleted, 'key', 'keys')}) before stopping; "
+                "run the same command again to finish",
+                returncode=self.interrupt_status(),
+            )
+
+
+class _Listing:
+    """Prints the result: JSON with every cleared entry, or text with counts per reason."""
+
+    def __init__(self, command: Command, options: dict[str, Any], spool: IO[str]) -> None:
+        self.command = command
+        self.json = options["format"] == "json"
+        self.verbose = options["verbosity"] >= 2
+        self.spool = spool
+        self.count = 0
+
+    def add(self, entry: ClearedEntry) -> None:
+        if self.json:
+            if self.count:
+                self.spool.write(", ")
+            self.spool.write(json.dumps(entry.as_dict()))
+        elif self.verbose:
+            self.command.stdout.write(f"{entry.reason} {entry.repository or '-'} {entry.digest}")
+        self.count += 1
+
+    def finish(self, result: ReconcileResult) -> None:
+        stdout = self.command.stdout
+        if self.json:
+            # The document json.dumps(result.as_dict()) would give, written from the spool.
+            head = json.dumps(result.summary())
+            stdout.write(head[:-1] + ', "digests": [', ending="")
+            self.spool.seek(0)
+            while chunk := self.spool.read(1 << 16):
+                stdout.write(chunk, ending="")
+            stdout.write("]}")
+            return
+        stdout.write(summary(result))
+        for reason in REASONS:
+            stdout.write(f"  {reason}: {result.counts.get(reason, 0)}")
+        if result.skipped:
+            stdout.write(f"  skipped (cannot be checked against storage): {result.skipped}")
+
+
+def summary(result: ReconcileResult) -> str:
+    entries = plural(result.cleared, "descriptor entry", "descriptor entries")
+    keys = plural(result.keys_deleted, "key", "keys")
+    if result.dry_run:
+        return f"Dry run: would clear {entries} and delete {keys}, by reason:"
+    return f"Cleared {entries}, deleted {keys}, by reason:"
