@@ -16,6 +16,7 @@ from django.test import override_settings
 
 from blobcache import Descriptor, get_descriptor_cache
 from blobcache.checks import check_connection_source, check_settings
+from blobcache.exceptions import BlobUnknown, DescriptorCorrupt
 from tests.conftest import caches_for
 
 D1 = "sha256:" + "1" * 64
@@ -30,8 +31,9 @@ factory_calls: list[redis.Redis] = []
 
 def make_test_client() -> redis.Redis:
     """A CLIENT_FACTORY: a plain redis-py client on the test server, in a database of its own."""
+    options = _factory_target.get("options", {"protocol": 2})
     client = redis.Redis(
-        host=_factory_target["host"], port=_factory_target["port"], db=FACTORY_DB, protocol=2
+        host=_factory_target["host"], port=_factory_target["port"], db=FACTORY_DB, **options
     )
     factory_calls.append(client)
     return client
@@ -161,6 +163,7 @@ def test_checks_open_no_connection() -> None:
 
 @pytest.fixture()
 def factory_target(redis_server: Any, redis_client: redis.Redis) -> Iterator[redis.Redis]:
+    _factory_target.clear()
     _factory_target.update(host=redis_server.host, port=redis_server.port)
     factory_calls.clear()
     raw = redis.Redis(
@@ -201,3 +204,46 @@ def test_changing_the_settings_drops_the_factory_client(factory_target: redis.Re
     assert default_cache.client is not factory_calls[-1]
     default_cache.set_descriptor(D1, Descriptor(D1, 1, "text/plain"))
     assert factory_target.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"protocol": 3},  # redis-py 8's default: Lua false comes back as False, not None
+        {"protocol": 2, "decode_responses": True},
+        {"protocol": 3, "decode_responses": True},
+        {},
+    ],
+    ids=["resp3", "resp2-decoded", "resp3-decoded", "redis-py-defaults"],
+)
+def test_any_client_shape_a_factory_returns_works(
+    factory_target: redis.Redis, options: dict[str, Any]
+) -> None:
+    _factory_target["options"] = options
+    alias = "sha384:" + "a" * 96
+    with override_settings(BLOBCACHE={"CLIENT_FACTORY": "tests.test_checks.make_test_client"}):
+        cache = get_descriptor_cache()
+        scoped = cache.repository_scoped("foo/bar")
+        with pytest.raises(BlobUnknown):
+            scoped.stat(D1)
+        assert scoped.put(D1, Descriptor(D1, 5, "a/b")) == (Descriptor(D1, 5, "a/b"), True)
+        assert cache.put(D1, Descriptor(D1, 6, "a/c")) == (Descriptor(D1, 6, "a/b"), False)
+        assert scoped.stat(D1) == Descriptor(D1, 6, "a/b")
+        scoped.set_descriptor(alias, Descriptor(D1, 6, "x/y"))
+        assert scoped.stat(alias) == Descriptor(D1, 6, "x/y")
+        factory_target.hdel(f"blobs::{D1}", "mediatype")
+        assert cache.stat(D1) == Descriptor(D1, 6, "")
+        factory_target.delete(f"repository::foo/bar::blobs::{D1}")
+        with pytest.raises(BlobUnknown):
+            scoped.stat(D1)
+        factory_target.hset(f"blobs::{D1}", "size", "x")
+        with pytest.raises(DescriptorCorrupt):
+            scoped.stat(D1)
+        scoped.clear(D1)
+        with pytest.raises(BlobUnknown):
+            scoped.clear(D1)
+        with pytest.raises(BlobUnknown):
+            cache.clear(D1)
+        cache.clear(alias)
+        scoped.clear(alias)
+        assert factory_target.dbsize() == 0

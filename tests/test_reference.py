@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import time
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from blobcache import reference
 from blobcache.exceptions import BlobCacheError, NameInvalid
 from blobcache.reference import split_domain, validate_repository_name
 
@@ -251,12 +254,16 @@ def test_split_domain(name: str, expected: tuple[str, str]) -> None:
         "a/" + "b" * 1_000_000,
         "\u00e4" * 1_000_000,
         "a" * 500_000 + ".com/" + "b" * 500_000,
+        "a-b." * 250_000 + "-/b",
+        "a.-" * 333_333 + "/b",
+        "a_" * 500_000 + "/b",
     ],
 )
 def test_huge_input_answers_fast(name: str) -> None:
+    # A backtracking grammar took up to 0.26 s here; without backtracking it is under 0.03 s.
     started = time.perf_counter()
     assert_invalid(name)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 0.2
 
 
 @pytest.mark.parametrize(
@@ -392,3 +399,35 @@ def test_arbitrary_text_is_accepted_or_name_invalid(text: str) -> None:
     assert "//" not in text and not text.startswith("/") and not text.endswith("/")
     assert "@" not in text
     assert len(split_domain(text)[1]) <= 255
+
+
+# The v0.6.0 grammar spelled out plainly from SPEC B.4.1, as a backtracking regex: the module's
+# possessive rewrite must accept exactly the same strings.
+_PLAIN_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_PLAIN_HOST_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_PLAIN_DOMAIN = rf"(?:{_PLAIN_HOST_PART}(?:\.{_PLAIN_HOST_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+PLAIN = {
+    "_NAME": re.compile(rf"(?:{_PLAIN_DOMAIN}/)?{_PLAIN_COMPONENT}(?:/{_PLAIN_COMPONENT})*"),
+    "_DOMAIN_ONLY": re.compile(_PLAIN_DOMAIN),
+    "_PATH": re.compile(rf"{_PLAIN_COMPONENT}(?:/{_PLAIN_COMPONENT})*"),
+}
+grammar_pieces = st.sampled_from(
+    ["a", "b", "0", "Z", ".", "_", "__", "___", "-", "--", ":", "5000", "/", "//", "[", "]"]
+    + ["::1", "f", "localhost", "!", " ", "\u00e9", "A-", "-a", ".a", "a."]
+)
+
+
+@given(st.one_of(st.lists(grammar_pieces, max_size=16).map("".join), st.text(max_size=20)))
+def test_the_fast_grammar_accepts_what_the_plain_grammar_accepts(text: str) -> None:
+    for name, plain in PLAIN.items():
+        fast = getattr(reference, name)
+        assert bool(fast.fullmatch(text)) == bool(plain.fullmatch(text)), (name, text)
+
+
+@pytest.mark.parametrize("length", range(0, 5))
+def test_the_fast_grammar_on_every_short_string(length: int) -> None:
+    alphabet = "aA0._-:/[]"
+    for letters in itertools.product(alphabet, repeat=length):
+        text = "".join(letters)
+        for name, plain in PLAIN.items():
+            assert bool(getattr(reference, name).fullmatch(text)) == bool(plain.fullmatch(text))
