@@ -270,12 +270,12 @@ class TestPublicPages:
         assert response.status_code == 200
         schema = json.loads(response.content)
         assert schema["openapi"].startswith("3.")
-        assert sorted(schema["paths"]) == [
+        assert set(schema["paths"]) >= {
             "/api/blobs/{digest}",
             "/api/repositories",
             "/api/repositories/{name}/blobs",
             "/api/repositories/{name}/blobs/{digest}",
-        ]
+        }
         assert Client().get("/api/schema").status_code == 200
 
     def test_docs_are_public_and_use_local_assets(self, db: Any) -> None:

