@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     # Shared secret expected from the registry's notification endpoint.
     "NOTIFICATIONS_SECRET": None,
     "NOTIFICATIONS_HEADER": "Authorization",
+    # Seconds the notifications receiver waits for Redis before answering 503: the registry
+    # delivers events one at a time per endpoint, so a slow answer holds up every later event.
+    "NOTIFICATIONS_TIMEOUT": 0.8,
 }
 
 SETTING_NAME = "BLOBCACHE"

@@ -15,6 +15,8 @@ from django.urls import URLPattern, re_path
 
 from blobcache.api import views
 from blobcache.api.exceptions import not_found
+from blobcache.api.notifications import NotificationsView
+from blobcache.api.reconcile import ReconcileViewSet
 
 app_name = "blobcache_api"
 
@@ -64,5 +66,8 @@ urlpatterns = [
         views.RepositoryDescriptorViewSet.as_view(_DESCRIPTOR),
         "repository-blob",
     ),
+    # Issue 5: reconciliation with the registry's storage, and the registry's notifications.
+    *_both_slashes("reconcile", ReconcileViewSet.as_view({"post": "create"}), "reconcile"),
+    *_both_slashes("notifications", NotificationsView.as_view(), "notifications"),
     re_path(r"", not_found, name="not-found"),
 ]

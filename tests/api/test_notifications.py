@@ -1,0 +1,309 @@
+"""POST /api/notifications: the registry's delete events clear repository-scoped entries.
+
+The envelopes are the shapes a registry 2.8.2 sends (tests/interop shows one arriving): a blob
+DELETE carries only ``target.digest`` and ``target.repository``; a manifest DELETE sends two
+events, the digest's and then the tag's, which names no digest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from django.test import Client
+
+from blobcache import Descriptor
+from blobcache.cache import DescriptorCache
+from tests.api.conftest import envelope
+from tests.api.test_unavailable import PrivateRedis, private_redis
+from tests.redis_state import dump
+
+__all__ = ["private_redis"]
+
+URL = "/api/notifications"
+EVENTS = "application/vnd.docker.distribution.events.v1+json"
+SECRET = "s3cret-shared-with-the-registry"
+APP = "team/app"
+ALPINE = "library/alpine"
+LAYER = "sha256:" + "1" * 64
+CONFIG = "sha256:" + "2" * 64
+MANIFEST = "sha256:" + "3" * 64
+OCTET = "application/octet-stream"
+
+
+def event(action: str, repository: str = APP, digest: str | None = LAYER, **target: Any) -> dict:
+    if digest is not None:
+        target["digest"] = digest
+    return {
+        "id": "6e0f8a4c-0000-0000-0000-000000000000",
+        "timestamp": "2026-11-28T10:00:00.000000000Z",
+        "action": action,
+        "target": {"repository": repository, **target},
+        "request": {"method": "DELETE", "useragent": "blobcache-tests"},
+        "actor": {},
+        "source": {"addr": "registry:5000"},
+    }
+
+
+def send(
+    client: Client,
+    *events: dict,
+    secret: str | None = SECRET,
+    header: str = "Authorization",
+    content_type: str = EVENTS,
+    raw: str | None = None,
+) -> Any:
+    extra = {} if secret is None else {f"HTTP_{header.upper().replace('-', '_')}": secret}
+    body = raw if raw is not None else json.dumps({"events": list(events)})
+    return client.post(URL, body, content_type=content_type, **extra)
+
+
+def outcome(**counts: int) -> dict[str, int]:
+    return {"events": 0, "cleared": 0, "unknown": 0, "ignored": 0, "corrupt": 0, **counts}
+
+
+@pytest.fixture()
+def receiver(settings: Any, redis_client: redis.Redis) -> Client:
+    """A client the way the registry is one: no session, no CSRF token, just the header."""
+    settings.BLOBCACHE = {"NOTIFICATIONS_SECRET": SECRET}
+    return Client(enforce_csrf_checks=True)
+
+
+@pytest.fixture()
+def shared(cache: DescriptorCache, redis_client: redis.Redis) -> redis.Redis:
+    """LAYER and CONFIG in team/app and library/alpine, as after a push and a mount."""
+    for repository in (APP, ALPINE):
+        for digest in (LAYER, CONFIG):
+            cache.repository_scoped(repository).set_descriptor(
+                digest, Descriptor(digest, 10, OCTET)
+            )
+    return redis_client
+
+
+class TestDeletes:
+    @pytest.mark.parametrize("content_type", [EVENTS, "application/json"])
+    def test_blob_delete_clears_that_repository_entry(
+        self, receiver: Client, shared: redis.Redis, content_type: str
+    ) -> None:
+        before = dump(shared)
+        response = send(receiver, event("delete"), content_type=content_type)
+        assert response.status_code == 200
+        assert response.json() == outcome(events=1, cleared=1)
+        after = dump(shared)
+        # 3.1+ semantics: membership, repository hash and global fields of LAYER in team/app.
+        assert set(before) - set(after) == {
+            f"repository::{APP}::blobs::{LAYER}",
+            f"blobs::{LAYER}",
+        }
+        assert shared.smembers(f"repository::{APP}::blobs") == {CONFIG}
+        assert shared.smembers(f"repository::{ALPINE}::blobs") == {LAYER, CONFIG}
+
+    def test_replay_is_200_and_changes_nothing(self, receiver: Client, shared: redis.Redis) -> None:
+        assert send(receiver, event("delete")).status_code == 200
+        before = dump(shared)
+        replay = send(receiver, event("delete"))
+        assert replay.status_code == 200
+        assert replay.json() == outcome(events=1, unknown=1)
+        assert dump(shared) == before
+
+    def test_manifest_delete_pair_and_repeats_in_one_envelope(
+        self, receiver: Client, shared: redis.Redis
+    ) -> None:
+        before = dump(shared)
+        response = send(
+            receiver,
+            event(
+                "delete", digest=MANIFEST, mediaType="application/vnd.oci.image.manifest.v1+json"
+            ),
+            event("delete", digest=None, tag="latest"),
+            event("delete", digest=CONFIG),
+            event("delete", digest=CONFIG),
+        )
+        assert response.status_code == 200
+        # The manifest was never a member (manifests only get global entries): unknown.
+        assert response.json() == outcome(events=4, cleared=1, unknown=1, ignored=2)
+        assert set(before) - set(dump(shared)) == {
+            f"repository::{APP}::blobs::{CONFIG}",
+            f"blobs::{CONFIG}",
+        }
+
+    @pytest.mark.parametrize(
+        "odd",
+        [
+            event("push"),
+            event("pull"),
+            event("mount"),
+            event("frobnicate"),
+            event("delete", digest="sha256:not-hex"),
+            event("delete", digest="md5:" + "0" * 32),
+            event("delete", repository="Team/App"),
+            event("delete", repository=None),
+            {"action": "delete", "target": "team/app"},
+            {"action": "delete"},
+            {},
+        ],
+        ids=[
+            "push", "pull", "mount", "unknown-action", "bad-digest", "md5", "bad-name",
+            "no-name", "target-not-object", "no-target", "empty-event",
+        ],
+    )
+    def test_events_that_clear_nothing_are_200_and_ignored(
+        self, receiver: Client, shared: redis.Redis, odd: dict
+    ) -> None:
+        before = dump(shared)
+        response = send(receiver, odd)
+        assert response.status_code == 200
+        assert response.json() == outcome(events=1, ignored=1)
+        assert dump(shared) == before
+
+    def test_empty_events_list(self, receiver: Client, shared: redis.Redis) -> None:
+        response = send(receiver)
+        assert (response.status_code, response.json()) == (200, outcome())
+
+    def test_corrupt_entry_is_reported_not_retried(
+        self, receiver: Client, redis_client: redis.Redis
+    ) -> None:
+        redis_client.set(f"repository::{APP}::blobs", "not a set")
+        response = send(receiver, event("delete"))
+        assert response.status_code == 200
+        assert response.json() == outcome(events=1, corrupt=1)
+        assert redis_client.get(f"repository::{APP}::blobs") == "not a set"
+
+
+class TestSecret:
+    @pytest.mark.parametrize(
+        ("secret", "message"),
+        [
+            (None, "the Authorization header with the shared secret is missing"),
+            ("wrong", "the Authorization header does not carry the shared secret"),
+            (SECRET + "x", "the Authorization header does not carry the shared secret"),
+            ("", "the Authorization header does not carry the shared secret"),
+        ],
+        ids=["missing", "wrong", "longer", "empty"],
+    )
+    def test_wrong_or_missing_secret_is_401(
+        self, receiver: Client, shared: redis.Redis, secret: str | None, message: str
+    ) -> None:
+        before = dump(shared)
+        response = send(receiver, event("delete"), secret=secret)
+        assert response.status_code == 401
+        assert response.json() == envelope("UNAUTHORIZED", message)
+        assert response["WWW-Authenticate"] == 'Secret realm="blobcache notifications"'
+        assert dump(shared) == before
+
+    def test_the_secret_is_checked_before_the_body_is_read(self, receiver: Client) -> None:
+        response = send(receiver, raw="{not json", secret="wrong")
+        assert response.status_code == 401
+
+    def test_configured_header(
+        self, settings: Any, receiver: Client, shared: redis.Redis
+    ) -> None:
+        settings.BLOBCACHE = {
+            "NOTIFICATIONS_SECRET": SECRET,
+            "NOTIFICATIONS_HEADER": "X-Registry-Secret",
+        }
+        assert send(receiver, event("delete")).status_code == 401
+        response = send(receiver, event("delete"), header="X-Registry-Secret")
+        assert (response.status_code, response.json()) == (200, outcome(events=1, cleared=1))
+
+    def test_a_logged_in_superuser_is_no_registry(
+        self, receiver: Client, shared: redis.Redis, superuser: User
+    ) -> None:
+        client = Client()
+        client.force_login(superuser)  # a real session cookie; the receiver ignores it
+        before = dump(shared)
+        response = send(client, event("delete"), secret=None)
+        assert response.status_code == 401
+        assert dump(shared) == before
+
+    def test_unconfigured_receiver_refuses_everything(
+        self, settings: Any, shared: redis.Redis
+    ) -> None:
+        settings.BLOBCACHE = {"NOTIFICATIONS_SECRET": None}
+        before = dump(shared)
+        response = send(Client(), event("delete"))
+        assert response.status_code == 503
+        assert response.json() == envelope(
+            "NOTIFICATIONS_UNCONFIGURED",
+            "the notifications receiver is off: set BLOBCACHE['NOTIFICATIONS_SECRET']",
+        )
+        assert dump(shared) == before
+
+
+class TestMalformed:
+    @pytest.mark.parametrize(
+        ("raw", "message"),
+        [
+            ("{not json", None),
+            ("", "the body is not a notification envelope: no events list"),
+            ("[]", "the body is not a notification envelope: no events list"),
+            ('{"events": {}}', "the body is not a notification envelope: no events list"),
+            ('{"Events": []}', "the body is not a notification envelope: no events list"),
+            (
+                '{"events": [1]}',
+                "the body is not a notification envelope: an event is not an object",
+            ),
+        ],
+        ids=["json", "empty", "list", "events-object", "wrong-key", "event-number"],
+    )
+    def test_malformed_body_is_400_and_changes_nothing(
+        self, receiver: Client, shared: redis.Redis, raw: str, message: str | None
+    ) -> None:
+        before = dump(shared)
+        response = send(receiver, raw=raw)
+        assert response.status_code == 400
+        (error,) = response.json()["errors"]
+        assert (error["code"], error["detail"]) == ("REQUEST_INVALID", None)
+        if message is None:
+            assert error["message"].startswith("the request body is not valid JSON: ")
+        else:
+            assert error["message"] == message
+        assert dump(shared) == before
+
+    def test_other_content_types_are_415(self, receiver: Client) -> None:
+        response = send(receiver, content_type="text/plain")
+        assert response.status_code == 415
+        assert response.json()["errors"][0]["code"] == "UNSUPPORTED"
+
+    def test_only_post(self, receiver: Client) -> None:
+        response = receiver.get(URL, HTTP_AUTHORIZATION=SECRET)
+        assert response.status_code == 405
+        assert response["Allow"] == "POST"
+
+
+class TestRedisDown:
+    """The registry waits for the answer before sending the next envelope: 503 within 1 s."""
+
+    def assert_quick_503(self, receiver: Client, port: int) -> None:
+        started = time.monotonic()
+        response = send(receiver, event("delete"))
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert elapsed < 1.0, elapsed
+        assert response["Retry-After"] == "1"
+        (error,) = response.json()["errors"]
+        assert error["code"] == "UNAVAILABLE"
+
+    def test_stopped(self, receiver: Client, private_redis: PrivateRedis) -> None:
+        private_redis.stop()
+        self.assert_quick_503(receiver, private_redis.port)
+
+    def test_frozen(self, receiver: Client, private_redis: PrivateRedis) -> None:
+        # A pooled connection first, so the request meets a hung socket, not a refused one.
+        assert send(receiver, event("delete")).status_code == 200
+        os.kill(private_redis.process.process.pid, signal.SIGSTOP)
+        try:
+            self.assert_quick_503(receiver, private_redis.port)
+        finally:
+            os.kill(private_redis.process.process.pid, signal.SIGCONT)
+        # Once Redis answers again, the registry's retry goes through.
+        deadline = time.monotonic() + 5
+        while (response := send(receiver, event("delete"))).status_code != 200:
+            assert time.monotonic() < deadline, response.content
+        assert response.json() == outcome(events=1, unknown=1)

@@ -1,0 +1,279 @@
+"""POST /api/reconcile: permissions, the envelope for every error, the result, Redis state."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from blobcache.reconcile import (
+    GLOBAL_DATA_MISSING,
+    MEMBERSHIP_DATA_MISSING,
+    MEMBERSHIP_UNLINKED,
+    ORPHAN_REPOSITORY_HASH,
+)
+from tests.api.conftest import envelope
+from tests.api.test_unavailable import PrivateRedis, private_redis
+from tests.redis_state import dump
+from tests.test_reconcile import ALPINE, APP, D1, D2, D4, D5, StorageTree, stale, tree
+
+__all__ = ["private_redis", "stale", "tree"]  # fixtures shared with other test modules
+
+URL = "/api/reconcile"
+NO_COUNTS = {
+    MEMBERSHIP_UNLINKED: 0,
+    MEMBERSHIP_DATA_MISSING: 0,
+    ORPHAN_REPOSITORY_HASH: 0,
+    GLOBAL_DATA_MISSING: 0,
+}
+
+
+def post(client: APIClient, body: Any = None, raw: str | None = None, **extra: Any) -> Any:
+    data = raw if raw is not None else ("" if body is None else json.dumps(body))
+    return client.post(URL, data, content_type="application/json", **extra)
+
+
+def ordered(document: dict[str, Any]) -> dict[str, Any]:
+    document["digests"] = sorted(
+        document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
+    )
+    return document
+
+
+@pytest.fixture()
+def configured(settings: Any, tree: StorageTree) -> StorageTree:
+    settings.BLOBCACHE = {"STORAGE_ROOT": str(tree.root)}
+    return tree
+
+
+class TestAccess:
+    def test_anonymous_is_401(
+        self, anonymous: APIClient, stale: redis.Redis, configured: StorageTree
+    ) -> None:
+        before = dump(stale)
+        response = post(anonymous, {})
+        assert response.status_code == 401
+        assert response.json() == envelope(
+            "UNAUTHORIZED", "Authentication credentials were not provided."
+        )
+        assert response["WWW-Authenticate"].startswith("Basic")
+        assert dump(stale) == before
+
+    @pytest.mark.parametrize("codenames", [(), ("view_descriptor", "change_descriptor")])
+    def test_without_the_delete_permission_is_403(
+        self,
+        make_user: Callable[..., User],
+        stale: redis.Redis,
+        configured: StorageTree,
+        codenames: tuple[str, ...],
+    ) -> None:
+        client = APIClient()
+        client.force_authenticate(make_user(*codenames))
+        before = dump(stale)
+        response = post(client, {"dry_run": True})
+        assert response.status_code == 403
+        assert response.json() == envelope(
+            "DENIED", "You do not have permission to perform this action."
+        )
+        assert dump(stale) == before
+
+    def test_the_delete_permission_is_enough(
+        self, make_user: Callable[..., User], stale: redis.Redis, configured: StorageTree
+    ) -> None:
+        client = APIClient()
+        client.force_authenticate(make_user("delete_descriptor"))
+        response = post(client, {"repository": APP})
+        assert response.status_code == 200
+        assert response.json()["cleared"] == 2
+
+    def test_other_methods_are_405(self, api: APIClient, configured: StorageTree) -> None:
+        response = api.get(URL)
+        assert response.status_code == 405
+        assert response.json() == envelope("UNSUPPORTED", 'Method "GET" not allowed.')
+        assert response["Allow"] == "POST"
+
+
+class TestResult:
+    def test_whole_database(
+        self, api: APIClient, stale: redis.Redis, configured: StorageTree
+    ) -> None:
+        response = post(api)
+        assert response.status_code == 200
+        assert ordered(response.json()) == {
+            "cleared": 5,
+            "keys_deleted": 5,
+            "dry_run": False,
+            "repository": None,
+            "reasons": {
+                MEMBERSHIP_UNLINKED: 1,
+                MEMBERSHIP_DATA_MISSING: 1,
+                ORPHAN_REPOSITORY_HASH: 1,
+                GLOBAL_DATA_MISSING: 2,
+            },
+            "skipped": 0,
+            "digests": [
+                {"reason": GLOBAL_DATA_MISSING, "repository": None, "digest": D2},
+                {"reason": GLOBAL_DATA_MISSING, "repository": None, "digest": D5},
+                {"reason": MEMBERSHIP_DATA_MISSING, "repository": ALPINE, "digest": D2},
+                {"reason": MEMBERSHIP_UNLINKED, "repository": APP, "digest": D1},
+                {"reason": ORPHAN_REPOSITORY_HASH, "repository": APP, "digest": D4},
+            ],
+        }
+        assert stale.exists(f"blobs::{D5}", f"repository::{APP}::blobs::{D4}") == 0
+
+    def test_dry_run_changes_nothing_and_matches_the_real_run(
+        self, api: APIClient, stale: redis.Redis, configured: StorageTree
+    ) -> None:
+        before = dump(stale)
+        dry = post(api, {"dry_run": True, "repository": None})
+        assert dry.status_code == 200
+        assert dump(stale) == before
+        real = post(api, {"dry_run": False})
+        assert ordered(dry.json()) == {**ordered(real.json()), "dry_run": True}
+        again = post(api, {})
+        assert again.json() == {
+            "cleared": 0,
+            "keys_deleted": 0,
+            "dry_run": False,
+            "repository": None,
+            "reasons": NO_COUNTS,
+            "skipped": 0,
+            "digests": [],
+        }
+
+    def test_one_repository(
+        self, api: APIClient, stale: redis.Redis, configured: StorageTree
+    ) -> None:
+        before = dump(stale)
+        response = api.post(
+            URL + "/", json.dumps({"repository": APP}), content_type="application/json"
+        )
+        assert response.status_code == 200
+        document = ordered(response.json())
+        assert (document["repository"], document["cleared"]) == (APP, 2)
+        assert set(before) - set(dump(stale)) == {
+            f"repository::{APP}::blobs::{D1}",
+            f"repository::{APP}::blobs::{D4}",
+        }
+
+    def test_no_body_is_a_real_run_over_everything(
+        self, api: APIClient, stale: redis.Redis, configured: StorageTree
+    ) -> None:
+        response = api.post(URL)
+        assert response.status_code == 200
+        assert (response.json()["dry_run"], response.json()["cleared"]) == (False, 5)
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        ("raw", "code", "message", "detail"),
+        [
+            ("{", "REQUEST_INVALID", None, None),
+            ("[]", "REQUEST_INVALID", "the request body must be a JSON object", None),
+            ("null", "REQUEST_INVALID", "the request body must be a JSON object", None),
+            (
+                '{"dryrun": true}',
+                "REQUEST_INVALID",
+                "unknown field 'dryrun': expected repository or dry_run",
+                {"field": "dryrun"},
+            ),
+            (
+                '{"dry_run": "true"}',
+                "REQUEST_INVALID",
+                "dry_run must be true or false",
+                {"field": "dry_run"},
+            ),
+            (
+                '{"dry_run": 0}',
+                "REQUEST_INVALID",
+                "dry_run must be true or false",
+                {"field": "dry_run"},
+            ),
+            (
+                '{"repository": 1}',
+                "REQUEST_INVALID",
+                "repository must be a string or null",
+                {"field": "repository"},
+            ),
+            (
+                '{"repository": "Team/App"}',
+                "NAME_INVALID",
+                "invalid reference format: 'Team/App' is not a repository name",
+                {"field": "repository"},
+            ),
+        ],
+        ids=[
+            "malformed", "list", "null", "typo", "string-bool", "int-bool", "int-name", "name"
+        ],
+    )
+    def test_bad_body_is_400_and_changes_nothing(
+        self,
+        api: APIClient,
+        stale: redis.Redis,
+        configured: StorageTree,
+        raw: str,
+        code: str,
+        message: str | None,
+        detail: Any,
+    ) -> None:
+        before = dump(stale)
+        response = post(api, raw=raw)
+        assert response.status_code == 400
+        (error,) = response.json()["errors"]
+        assert (error["code"], error["detail"]) == (code, detail)
+        if message is None:
+            assert error["message"].startswith("the request body is not valid JSON: ")
+        else:
+            assert error["message"] == message
+        assert dump(stale) == before
+
+    def test_form_body_is_415(self, api: APIClient, configured: StorageTree) -> None:
+        response = api.post(URL, "dry_run=1", content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 415
+        assert response.json()["errors"][0]["code"] == "UNSUPPORTED"
+
+    def test_storage_root_not_configured_is_400(
+        self, api: APIClient, stale: redis.Redis, settings: Any
+    ) -> None:
+        settings.BLOBCACHE = {}
+        before = dump(stale)
+        response = post(api, {"dry_run": True})
+        assert response.status_code == 400
+        assert response.json() == envelope(
+            "STORAGE_UNCONFIGURED",
+            "reconciliation needs BLOBCACHE['STORAGE_ROOT']: the registry's "
+            "storage.filesystem.rootdirectory",
+        )
+        assert dump(stale) == before
+
+    def test_storage_root_that_is_no_registry_is_503(
+        self, api: APIClient, stale: redis.Redis, settings: Any, tmp_path: Path
+    ) -> None:
+        settings.BLOBCACHE = {"STORAGE_ROOT": str(tmp_path)}
+        before = dump(stale)
+        response = post(api)
+        assert response.status_code == 503
+        (error,) = response.json()["errors"]
+        assert error["code"] == "STORAGE_INVALID"
+        assert error["message"].startswith(f"{tmp_path} has no docker/registry/v2 folder")
+        assert dump(stale) == before
+
+    def test_redis_down_is_503_unavailable(
+        self, api: APIClient, private_redis: PrivateRedis, configured: StorageTree
+    ) -> None:
+        private_redis.stop()
+        started = time.monotonic()
+        response = post(api, {"dry_run": True})
+        assert time.monotonic() - started < 2
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        (error,) = response.json()["errors"]
+        assert error["code"] == "UNAVAILABLE"
+        assert error["message"].startswith(f"cannot reach Redis at 127.0.0.1:{private_redis.port}")
