@@ -115,11 +115,16 @@ def start_standalone(data_dir: Path) -> Topology:
     return Topology(kind="standalone", processes=[server], port=server.port)
 
 
-def start_sentinel(data_dir: Path, service_name: str = "blobcache") -> Topology:
-    """A master, one replica and three sentinels watching them (quorum 2, fast failover)."""
+def start_sentinel(data_dir: Path, service_name: str | None = None) -> Topology:
+    """A master, one replica and three sentinels watching them (quorum 2, fast failover).
+
+    The service name is unique per topology by default: django-redis keeps connection pools per
+    URL for the life of the process, and the URL of a Sentinel cache holds only the name.
+    """
     import redis
 
     master = start_redis_process(data_dir)
+    service_name = service_name or f"blobcache-{master.port}"
     replica = start_redis_process(data_dir, "--replicaof", "127.0.0.1", str(master.port))
     topology = Topology(
         kind="sentinel", processes=[master, replica], port=master.port,
