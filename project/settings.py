@@ -90,7 +90,13 @@ CACHES = {
     }
 }
 
-BLOBCACHE = {"CACHE_ALIAS": "default"}
+BLOBCACHE = {
+    "CACHE_ALIAS": "default",
+    # The registry's storage.filesystem.rootdirectory (reconciliation) and the secret its
+    # notification endpoint sends (the receiver is off without one).
+    "STORAGE_ROOT": os.environ.get("BLOBCACHE_STORAGE_ROOT") or None,
+    "NOTIFICATIONS_SECRET": os.environ.get("BLOBCACHE_NOTIFICATIONS_SECRET") or None,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
