@@ -32,7 +32,8 @@ class RawHMGETView(APIView):
         )
 
 
+# After the project's routes, so that both views pay for the same URL resolution steps.
 urlpatterns = [
-    path("raw/blobs/<str:digest>", RawHMGETView.as_view()),
     *project_urlpatterns,
+    path("raw/blobs/<str:digest>", RawHMGETView.as_view()),
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import redis
+from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client, override_settings
@@ -199,20 +200,19 @@ class TestThrottling:
         assert all(api.get(GLOBAL).status_code == 404 for _ in range(30))
 
     def test_the_blobcache_scope_uses_the_hosts_rate(
-        self, api: APIClient, settings: Any, redis_client: redis.Redis
+        self, api: APIClient, redis_client: redis.Redis
     ) -> None:
-        settings.REST_FRAMEWORK = {
-            **settings.REST_FRAMEWORK,
-            "DEFAULT_THROTTLE_RATES": {"blobcache": "3/minute"},
-        }
-        assert [api.get(GLOBAL).status_code for _ in range(3)] == [404, 404, 404]
-        throttled = api.get(GLOBAL)
-        assert throttled.status_code == 429
-        assert throttled["Retry-After"] == "60"
-        assert throttled.json() == envelope(
-            "TOOMANYREQUESTS", "Request was throttled. Expected available in 60 seconds."
-        )
-        assert api.get("/api/repositories").status_code == 429  # one scope for the whole API
+        rates = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"blobcache": "3/minute"}}
+        with override_settings(REST_FRAMEWORK=rates):
+            assert [api.get(GLOBAL).status_code for _ in range(3)] == [404, 404, 404]
+            throttled = api.get(GLOBAL)
+            assert throttled.status_code == 429
+            assert throttled["Retry-After"] == "60"
+            assert throttled.json() == envelope(
+                "TOOMANYREQUESTS", "Request was throttled. Expected available in 60 seconds."
+            )
+            assert api.get("/api/repositories").status_code == 429  # one scope for the whole API
+        assert api.get(GLOBAL).status_code == 404  # no rate, no throttle
 
 
 class AlwaysThrottled(BaseThrottle):
