@@ -37,6 +37,7 @@ from typing import Any
 
 from blobcache import keys, scripts, signals
 from blobcache.bulk import (
+    GLOBAL,
     MEMBERSHIP,
     REPOSITORY,
     REPOSITORY_KEYS_PATTERN,
@@ -319,9 +320,9 @@ class _Reconciliation:
         pending: list[str] = []
         for chunk in self.scan(keys.global_key("*"), self.batch_size):
             for key in chunk:
-                digest = _text(key)[len(keys.global_key("")) :]
-                if _is_valid_digest(digest) and not self.global_backed(digest):
-                    pending.append(digest)
+                shape = self.layout.classify(key)
+                if shape is not None and shape[0] == GLOBAL and not self.global_backed(shape[2]):
+                    pending.append(shape[2])
             if len(pending) >= self.batch_size:
                 self.global_batch(pending)
                 pending = []

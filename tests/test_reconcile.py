@@ -7,17 +7,19 @@ interop tests run the same function against the real registry's storage.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import port_for
 import pytest
 import redis
+from django.test import override_settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from blobcache import Descriptor, signals
-from blobcache.cache import DescriptorCache
+from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.exceptions import CacheUnavailable, NameInvalid
 from blobcache.reconcile import (
     GLOBAL_DATA_MISSING,
@@ -29,7 +31,9 @@ from blobcache.reconcile import (
     reconcile,
 )
 from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
+from blobcache.testing import Topology, start_cluster
 from tests.redis_state import dump
+from tests.topologies import django_settings_for, flush, raw_client_for
 
 OCTET = "application/octet-stream"
 ALPINE = "library/alpine"
@@ -116,6 +120,11 @@ def repository_keys(repository: str, key_digest: str) -> set[str]:
 
 @pytest.fixture()
 def stale(cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree) -> redis.Redis:
+    populate_stale(cache, redis_client, tree)
+    return redis_client
+
+
+def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree) -> None:
     """One entry of each reason next to entries storage backs.
 
     - D1: pushed to library/alpine and team/app; team/app deleted it (its link is gone).
@@ -130,15 +139,10 @@ def stale(cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree) 
     tree.pushed(ALPINE, D1)
     tree.layer(ALPINE, D2)
     tree.pushed(APP, D3)
-    redis_client.hset(f"repository::{APP}::blobs::{D4}", "mediatype", OCTET)
+    client.hset(f"repository::{APP}::blobs::{D4}", "mediatype", OCTET)
     cache_entry(cache, None, D5)
     cache_entry(cache, None, D6)
     tree.blob(D6)
-    return redis_client
-
-
-def entries(*items: tuple[str, str, str | None]) -> tuple[ClearedEntry, ...]:
-    return tuple(ClearedEntry(reason, key_digest, repo) for reason, key_digest, repo in items)
 
 
 def by_reason(result: ReconcileResult) -> list[tuple[str, str | None, str]]:
@@ -159,6 +163,25 @@ EXPECTED_WHOLE = [
     (MEMBERSHIP_UNLINKED, APP, D1),
     (ORPHAN_REPOSITORY_HASH, APP, D4),
 ]
+#: The same as the JSON the command and the API print, and its counts per reason.
+EXPECTED_DIGESTS = [
+    {"reason": reason, "repository": repository, "digest": key_digest}
+    for reason, repository, key_digest in EXPECTED_WHOLE
+]
+EXPECTED_REASONS = {
+    MEMBERSHIP_UNLINKED: 1,
+    MEMBERSHIP_DATA_MISSING: 1,
+    ORPHAN_REPOSITORY_HASH: 1,
+    GLOBAL_DATA_MISSING: 2,
+}
+
+
+def in_order(document: dict[str, Any]) -> dict[str, Any]:
+    """A JSON result with its digests sorted like EXPECTED_WHOLE (SCAN order varies)."""
+    document["digests"] = sorted(
+        document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
+    )
+    return document
 
 
 class TestReasons:
@@ -169,12 +192,7 @@ class TestReasons:
         result = reconcile(tree.root)
 
         assert by_reason(result) == EXPECTED_WHOLE
-        assert result.counts == {
-            MEMBERSHIP_UNLINKED: 1,
-            MEMBERSHIP_DATA_MISSING: 1,
-            ORPHAN_REPOSITORY_HASH: 1,
-            GLOBAL_DATA_MISSING: 2,
-        }
+        assert result.counts == EXPECTED_REASONS
         assert result.cleared == 5
         # Keys: team/app's D1 and D4 hashes, alpine's D2 hash, the D2 and D5 global hashes.
         assert result.keys_deleted == 5
@@ -510,3 +528,43 @@ class TestReporting:
                 {"reason": ORPHAN_REPOSITORY_HASH, "repository": APP, "digest": D4},
             ],
         }
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    topology = start_cluster(tmp_path_factory.mktemp("cluster"), replicas_per_master=0)
+    yield topology
+    topology.stop()
+
+
+def test_cluster_runs_the_same_reconciliation_in_per_slot_steps(
+    cluster: Topology, tmp_path: Path
+) -> None:
+    """A set and its hashes live in different slots: no script spans them, same outcome."""
+    client = raw_client_for(cluster)
+    flush(client)
+    storage = StorageTree(tmp_path / "storage")
+    with override_settings(**django_settings_for(cluster)):
+        cache = get_descriptor_cache()
+        assert cache.cluster
+        populate_stale(cache, client, storage)
+        client.sadd("repository::gone/repo::blobs", D5)
+        before = dump(client)
+        dry = reconcile(storage.root, dry_run=True, batch_size=2)
+        assert dump(client) == before
+        real = reconcile(storage.root, batch_size=2)
+    assert_same_outcome(dry, real)
+    assert by_reason(real) == sorted([*EXPECTED_WHOLE, (MEMBERSHIP_UNLINKED, "gone/repo", D5)])
+    assert real.keys_deleted == 6
+    after = dump(client)
+    assert set(before) - set(after) == {
+        f"repository::{APP}::blobs::{D1}",
+        f"repository::{APP}::blobs::{D4}",
+        f"repository::{ALPINE}::blobs::{D2}",
+        "repository::gone/repo::blobs",
+        f"blobs::{D2}",
+        f"blobs::{D5}",
+    }
+    assert client.smembers(f"repository::{ALPINE}::blobs") == {D1}
+    assert client.smembers(f"repository::{APP}::blobs") == {D3}
+    client.close()

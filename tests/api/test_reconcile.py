@@ -22,7 +22,18 @@ from blobcache.reconcile import (
 from tests.api.conftest import envelope
 from tests.api.test_unavailable import PrivateRedis, private_redis
 from tests.redis_state import dump
-from tests.test_reconcile import ALPINE, APP, D1, D2, D4, D5, StorageTree, stale, tree
+from tests.test_reconcile import (
+    APP,
+    D1,
+    D4,
+    D5,
+    EXPECTED_DIGESTS,
+    EXPECTED_REASONS,
+    StorageTree,
+    in_order,
+    stale,
+    tree,
+)
 
 __all__ = ["private_redis", "stale", "tree"]  # fixtures shared with other test modules
 
@@ -38,13 +49,6 @@ NO_COUNTS = {
 def post(client: APIClient, body: Any = None, raw: str | None = None, **extra: Any) -> Any:
     data = raw if raw is not None else ("" if body is None else json.dumps(body))
     return client.post(URL, data, content_type="application/json", **extra)
-
-
-def ordered(document: dict[str, Any]) -> dict[str, Any]:
-    document["digests"] = sorted(
-        document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
-    )
-    return document
 
 
 @pytest.fixture()
@@ -106,25 +110,14 @@ class TestResult:
     ) -> None:
         response = post(api)
         assert response.status_code == 200
-        assert ordered(response.json()) == {
+        assert in_order(response.json()) == {
             "cleared": 5,
             "keys_deleted": 5,
             "dry_run": False,
             "repository": None,
-            "reasons": {
-                MEMBERSHIP_UNLINKED: 1,
-                MEMBERSHIP_DATA_MISSING: 1,
-                ORPHAN_REPOSITORY_HASH: 1,
-                GLOBAL_DATA_MISSING: 2,
-            },
+            "reasons": EXPECTED_REASONS,
             "skipped": 0,
-            "digests": [
-                {"reason": GLOBAL_DATA_MISSING, "repository": None, "digest": D2},
-                {"reason": GLOBAL_DATA_MISSING, "repository": None, "digest": D5},
-                {"reason": MEMBERSHIP_DATA_MISSING, "repository": ALPINE, "digest": D2},
-                {"reason": MEMBERSHIP_UNLINKED, "repository": APP, "digest": D1},
-                {"reason": ORPHAN_REPOSITORY_HASH, "repository": APP, "digest": D4},
-            ],
+            "digests": EXPECTED_DIGESTS,
         }
         assert stale.exists(f"blobs::{D5}", f"repository::{APP}::blobs::{D4}") == 0
 
@@ -136,7 +129,7 @@ class TestResult:
         assert dry.status_code == 200
         assert dump(stale) == before
         real = post(api, {"dry_run": False})
-        assert ordered(dry.json()) == {**ordered(real.json()), "dry_run": True}
+        assert in_order(dry.json()) == {**in_order(real.json()), "dry_run": True}
         again = post(api, {})
         assert again.json() == {
             "cleared": 0,
@@ -156,7 +149,7 @@ class TestResult:
             URL + "/", json.dumps({"repository": APP}), content_type="application/json"
         )
         assert response.status_code == 200
-        document = ordered(response.json())
+        document = in_order(response.json())
         assert (document["repository"], document["cleared"]) == (APP, 2)
         assert set(before) - set(dump(stale)) == {
             f"repository::{APP}::blobs::{D1}",

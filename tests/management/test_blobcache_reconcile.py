@@ -27,35 +27,22 @@ from tests.management.test_processes import TestInterrupt as _ClearInterrupt
 from tests.management.test_processes import TestTerminal as _ClearTerminal
 from tests.management.test_processes import closed_port, manage, populate, start
 from tests.redis_state import dump
-from tests.test_reconcile import ALPINE, APP, D1, D2, D4, D5, StorageTree, stale, tree
+from tests.test_reconcile import (
+    APP,
+    D1,
+    D4,
+    D5,
+    EXPECTED_DIGESTS,
+    EXPECTED_REASONS,
+    StorageTree,
+    in_order,
+    stale,
+    tree,
+)
 
 __all__ = ["closed_port", "stale", "tree"]  # fixtures shared with other test modules
 
-REASON_LINES = (
-    f"  {MEMBERSHIP_UNLINKED}: 1\n"
-    f"  {MEMBERSHIP_DATA_MISSING}: 1\n"
-    f"  {ORPHAN_REPOSITORY_HASH}: 1\n"
-    f"  {GLOBAL_DATA_MISSING}: 2\n"
-)
-DIGESTS = sorted(
-    [
-        {"reason": GLOBAL_DATA_MISSING, "repository": None, "digest": D2},
-        {"reason": GLOBAL_DATA_MISSING, "repository": None, "digest": D5},
-        {"reason": MEMBERSHIP_DATA_MISSING, "repository": ALPINE, "digest": D2},
-        {"reason": MEMBERSHIP_UNLINKED, "repository": APP, "digest": D1},
-        {"reason": ORPHAN_REPOSITORY_HASH, "repository": APP, "digest": D4},
-    ],
-    key=lambda entry: (entry["reason"], entry["repository"] or "", entry["digest"]),
-)
-
-
-def parsed(stdout: str) -> dict[str, object]:
-    document = json.loads(stdout)
-    document["digests"] = sorted(
-        document["digests"],
-        key=lambda entry: (entry["reason"], entry["repository"] or "", entry["digest"]),
-    )
-    return document
+REASON_LINES = "".join(f"  {reason}: {count}\n" for reason, count in EXPECTED_REASONS.items())
 
 
 class TestOutput:
@@ -74,19 +61,14 @@ class TestOutput:
             "json",
         )
         assert (outcome.status, outcome.stderr) == (0, "")
-        assert parsed(outcome.stdout) == {
+        assert in_order(json.loads(outcome.stdout)) == {
             "cleared": 5,
             "keys_deleted": 5,
             "dry_run": False,
             "repository": None,
-            "reasons": {
-                MEMBERSHIP_UNLINKED: 1,
-                MEMBERSHIP_DATA_MISSING: 1,
-                ORPHAN_REPOSITORY_HASH: 1,
-                GLOBAL_DATA_MISSING: 2,
-            },
+            "reasons": EXPECTED_REASONS,
             "skipped": 0,
-            "digests": DIGESTS,
+            "digests": EXPECTED_DIGESTS,
         }
 
     def test_nothing_stale_prints_zero_counts_and_an_empty_list(
@@ -128,7 +110,8 @@ class TestOutput:
         assert dump(stale) == before
         real = run(*args, "--no-input")
         assert (dry.status, real.status) == (0, 0)
-        assert parsed(dry.stdout) == {**parsed(real.stdout), "dry_run": True}
+        dry_document = in_order(json.loads(dry.stdout))
+        assert dry_document == {**in_order(json.loads(real.stdout)), "dry_run": True}
         text = run("blobcache_reconcile", "--storage-root", str(tree.root), "--dry-run")
         assert text.stdout.startswith("Dry run: would clear 0 descriptor entries and delete 0 keys")
 
@@ -138,7 +121,7 @@ class TestOutput:
             "blobcache_reconcile", "--storage-root", str(tree.root), "--repository", APP,
             "--no-input", "--format", "json",
         )
-        document = parsed(outcome.stdout)
+        document = in_order(json.loads(outcome.stdout))
         assert document["repository"] == APP
         assert document["digests"] == [
             {"reason": MEMBERSHIP_UNLINKED, "repository": APP, "digest": D1},
