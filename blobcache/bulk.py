@@ -26,6 +26,9 @@ from blobcache.exceptions import DigestInvalid, NameInvalid
 from blobcache.reference import validate_repository_name
 
 Progress = Callable[[int], None]
+#: One repository's part of a script call: its name, digests, and set members that are not
+#: valid digests (removed with the set, never counted).
+Group = tuple[str, Sequence[str], Sequence[Any]]
 
 #: SCAN work per call when sweeping the keyspace for one repository's orphaned hashes. Larger
 #: than a write batch because most keys scanned are not returned: fewer round trips, and each
@@ -135,6 +138,19 @@ def _is_valid_digest(text: str) -> bool:
     except DigestInvalid:
         return False
     return True
+
+
+def _split_members(members: Sequence[Any]) -> tuple[list[str], list[Any]]:
+    """Members that are valid digests (as text), and the others (raw, to SREM as they are)."""
+    valid: list[str] = []
+    invalid: list[Any] = []
+    for member in members:
+        text = _text(member)
+        if _is_valid_digest(text):
+            valid.append(text)
+        else:
+            invalid.append(member)
+    return valid, invalid
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -256,19 +272,56 @@ class _Run:
             if int(cursor) == 0:
                 return
 
-    def queue_repository_batch(
-        self,
-        target: Any,
-        repository: str,
-        digests: Sequence[str],
-        kind: str,
-        extra_members: Sequence[Any] = (),
-    ) -> Any:
-        batch_keys = [keys.membership_key(repository)]
-        batch_keys += [keys.repository_key(repository, digest) for digest in digests]
-        return self.clear_repository_batch(
-            keys=batch_keys, args=[self.mode, kind, *digests, *extra_members], client=target
-        )
+    def queue_groups(self, target: Any, groups: Sequence[Group], kind: str) -> list[list[Group]]:
+        """Queue ``groups`` on ``target`` (a pipeline) as script calls of about one batch each.
+
+        One call may hold many repositories: a whole-database walk meets hashes of hundreds of
+        repositories per SCAN step, and a script call per repository would cost more than the
+        deletions themselves.
+        """
+        calls: list[list[Group]] = []
+        size = 0
+        for group in groups:
+            weight = len(group[1]) + len(group[2])
+            if not calls or size + weight > self.batch_size:
+                calls.append([])
+                size = 0
+            calls[-1].append(group)
+            size += weight
+        for call in calls:
+            batch_keys: list[str] = []
+            counts: list[int] = []
+            values: list[Any] = []
+            for name, digests, extras in call:
+                batch_keys.append(keys.membership_key(name))
+                batch_keys += [keys.repository_key(name, digest) for digest in digests]
+                counts += [len(digests), len(extras)]
+                values += [*digests, *extras]
+            self.clear_repository_batch(
+                keys=batch_keys, args=[self.mode, kind, len(call), *counts, *values], client=target
+            )
+        return calls
+
+    def settle_groups(self, calls: list[list[Group]], replies: Sequence[Any]) -> list[list[int]]:
+        """Add the calls' counts; return each group's per-digest flags."""
+        flags: list[list[int]] = []
+        for call, reply in zip(calls, replies, strict=True):
+            self.tally.add(reply[0], reply[1])
+            offset = 2
+            for _, digests, _ in call:
+                flags.append([int(flag) for flag in reply[offset : offset + len(digests)]])
+                offset += len(digests)
+        return flags
+
+    def run_groups(self, groups: Sequence[Group], kind: str) -> list[list[int]]:
+        """Run ``groups`` atomically per call, all calls in one round trip, counted whole."""
+        if not groups:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        calls = self.queue_groups(pipe, groups, kind)
+        # Counting inside the shield: a signal held back is re-raised as the block ends.
+        with _shielded():
+            return self.settle_groups(calls, pipe.execute())
 
     def repository_batch(
         self,
@@ -278,14 +331,8 @@ class _Run:
         extra_members: Sequence[Any] = (),
     ) -> None:
         """Run one atomic batch over ``digests`` of ``repository`` and add its counts."""
-        if not digests and not extra_members:
-            return
-        # Counting inside the shield: a signal held back is re-raised as the block ends.
-        with _shielded():
-            reply = self.queue_repository_batch(
-                self.client, repository, digests, kind, extra_members
-            )
-            self.tally.add(reply[0], reply[1])
+        if digests or extra_members:
+            self.run_groups([(repository, digests, extra_members)], kind)
 
     def delete_corrupt(self, key: str) -> None:
         """A layout key of the wrong type is a corrupt entry: it goes, as the global clear does."""
@@ -295,22 +342,15 @@ class _Run:
         with _shielded():
             self.tally.add(0, self.client.delete(key))
 
-    def members(self, repository: str) -> Iterator[tuple[Sequence[Any], list[str], list[Any]]]:
+    def members(
+        self, repository: str, cursor: int = 0
+    ) -> Iterator[tuple[Sequence[Any], list[str], list[Any]]]:
         """A set's members by SSCAN, in batches split into valid digests and anything else."""
         membership = keys.membership_key(repository)
-        cursor = 0
         while True:
             cursor, found = self.client.sscan(membership, cursor, count=self.batch_size)
             for batch in _batches(found, self.batch_size):
-                valid: list[str] = []
-                invalid: list[Any] = []
-                for member in batch:
-                    text = _text(member)
-                    if _is_valid_digest(text):
-                        valid.append(text)
-                    else:
-                        invalid.append(member)
-                yield batch, valid, invalid
+                yield (batch, *_split_members(batch))
             if int(cursor) == 0:
                 return
 
@@ -376,8 +416,7 @@ class _Run:
                 else:
                     hashes.setdefault(name, []).append(digest)
             self.everything_batch(global_keys, hashes)
-            for name in sets:
-                self.repository_members(name, report=False, hashes_seen=True)
+            self.everything_sets(sets)
             self.advance(len(found))
 
     def everything_batch(self, global_keys: list[Any], hashes: dict[str, list[str]]) -> None:
@@ -390,16 +429,52 @@ class _Run:
                 pipe.exists(*global_keys)
             else:
                 pipe.unlink(*global_keys)
-        for name, digests in hashes.items():
-            # A hash's membership goes with it; a dry run counts members at their set instead.
-            self.queue_repository_batch(pipe, name, digests, "hashes")
+        # A hash's membership goes with it; a dry run counts members at their set instead.
+        groups = [(name, digests, ()) for name, digests in hashes.items()]
+        calls = self.queue_groups(pipe, groups, "hashes")
         with _shielded():
             replies = pipe.execute()
             if global_keys:
                 removed = int(replies.pop(0))
                 self.tally.add(removed, removed)
-            for reply in replies:
-                self.tally.add(reply[0], reply[1])
+            self.settle_groups(calls, replies)
+
+    def everything_sets(self, names: list[str]) -> None:
+        """Empty the sets met by the walk, member by member with their hashes.
+
+        The first SSCAN page of every set goes in one round trip; the sets that fit in it (most
+        of them) are then cleared together, and only large sets are walked on their own.
+        """
+        if not names:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.sscan(keys.membership_key(name), 0, count=self.batch_size)
+        # A membership key of another type answers WRONGTYPE: a corrupt entry, deleted.
+        pages = pipe.execute(raise_on_error=False)
+        whole: list[Group] = []
+        for name, page in zip(names, pages, strict=True):
+            if isinstance(page, Exception):
+                self.delete_corrupt(keys.membership_key(name))
+                continue
+            cursor, found = page
+            if not found:
+                continue  # emptied meanwhile, by the hashes of an earlier step
+            if self.dry_run:
+                # The real run deletes the set with its last member; count it once here.
+                self.tally.add(0, 1)
+                self.tally.add(len(_split_members(found)[0]), 0)
+                for _, valid, _ in self.members(name, int(cursor)) if int(cursor) else ():
+                    self.tally.add(len(valid), 0)
+            elif int(cursor) == 0 and len(found) <= self.batch_size:
+                whole.append((name, *_split_members(found)))
+            else:
+                for batch in _batches(found, self.batch_size):
+                    self.run_groups([(name, *_split_members(batch))], _PAIRS)
+                if int(cursor):
+                    for _, valid, invalid in self.members(name, int(cursor)):
+                        self.repository_batch(name, valid, _PAIRS, invalid)
+        self.run_groups(whole, _PAIRS)
 
     # --- lists of digests ---
 
@@ -499,17 +574,10 @@ class _Run:
         position: dict[str, int],
         found_entries: list[int],
     ) -> None:
-        if not targets:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for name, digests in targets.items():
-            self.queue_repository_batch(pipe, name, digests, kind)
-        with _shielded():
-            replies = pipe.execute()
-            for digests, reply in zip(targets.values(), replies, strict=True):
-                self.tally.add(reply[0], reply[1])
-                for digest, flag in zip(digests, reply[2:], strict=True):
-                    found_entries[position[digest]] += int(flag)
+        groups = [(name, digests, ()) for name, digests in targets.items()]
+        for (_, digests, _), flags in zip(groups, self.run_groups(groups, kind), strict=True):
+            for digest, flag in zip(digests, flags, strict=True):
+                found_entries[position[digest]] += flag
 
 
 def _finish(run: _Run, interrupted: bool) -> ClearResult:
@@ -523,14 +591,18 @@ def clear_repository_scope(
     dry_run: bool = False,
     batch_size: int = 1000,
     progress: Progress | None = None,
+    sweep: bool = True,
 ) -> ClearResult:
     """Clear a whole repository scope: its membership set and every repository hash.
 
     Global entries stay. The set is walked with SSCAN, so the writes grow with the repository,
-    not with the database; repository hashes without membership (older registries left them) are
-    then found by one SCAN MATCH sweep and removed too. An unknown repository clears nothing.
-    ``progress`` receives the number of members handled after each batch. Sends
-    ``repository_cleared`` after a real clear that deleted anything.
+    not with the database. Repository hashes without membership (a set evicted by
+    ``allkeys-lru``, older registries' leftovers) cannot be found from the set: with ``sweep``
+    one SCAN MATCH pass over the whole keyspace finds and removes them too. That pass costs the
+    server about 0.7 s per million keys on Redis 7.0, whatever the repository's size, so it is
+    the dominant cost of clearing a small repository in a large database.
+    An unknown repository clears nothing. ``progress`` receives the number of members handled
+    after each batch. Sends ``repository_cleared`` after a real clear that deleted anything.
     """
     name = validate_repository_name(repository)
     run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
@@ -538,7 +610,8 @@ def clear_repository_scope(
     try:
         with translate_redis_errors(run.client):
             run.repository_members(name, report=True, hashes_seen=False)
-            run.repository_orphans(name)
+            if sweep:
+                run.repository_orphans(name)
     except KeyboardInterrupt:
         interrupted = True
     result = _finish(run, interrupted)

@@ -104,6 +104,19 @@ class TestClearRepositoryScope:
         assert real == ClearResult(2500, 2001, False)
         assert redis_client.dbsize() == 0
 
+    def test_without_the_sweep_hashes_without_membership_stay(
+        self, cache: DescriptorCache, populated: redis.Redis
+    ) -> None:
+        dry = bulk.clear_repository_scope(cache, "foo/bar", dry_run=True, sweep=False)
+        real = bulk.clear_repository_scope(cache, "foo/bar", sweep=False)
+        # D1..D4 through the set; D5's hash has no membership and is left.
+        assert dry == ClearResult(4, 4, True)
+        assert real == ClearResult(4, 4, False)
+        assert set(populated.keys("repository::foo/bar::*")) == {
+            f"repository::foo/bar::blobs::{D5}",
+            "repository::foo/bar::blobs::garbage",
+        }
+
     def test_unknown_repository_clears_nothing(
         self, cache: DescriptorCache, populated: redis.Redis
     ) -> None:
