@@ -19,10 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from redis import exceptions as redis_errors
+
 from blobcache import keys, scripts, signals
 from blobcache.cache import DescriptorCache, translate_redis_errors
 from blobcache.digest import validate_digest
-from blobcache.exceptions import DigestInvalid, NameInvalid
+from blobcache.exceptions import DescriptorCorrupt, DigestInvalid, NameInvalid
 from blobcache.reference import validate_repository_name
 
 Progress = Callable[[int], None]
@@ -39,6 +41,7 @@ _CLEAR = "clear"
 _COUNT = "count"
 _PAIRS = "pairs"
 _ORPHANS = "orphans"
+_HASHES = "hashes"
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,35 @@ def _is_valid_digest(text: str) -> bool:
     except DigestInvalid:
         return False
     return True
+
+
+def _scan_chunks(client: Any, pattern: str | None, count: int, size: int) -> Iterator[list[Any]]:
+    """The keyspace (every primary of a Cluster) in chunks of ``size`` keys."""
+    chunk: list[Any] = []
+    for key in client.scan_iter(match=pattern, count=count):
+        chunk.append(key)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _each(client: Any, cluster: bool, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+    """Single-key read commands in one round trip (a pipeline), or one by one on a Cluster;
+    each reply, or the ResponseError it raised (WRONGTYPE on a corrupt entry)."""
+    if not cluster:
+        pipe = client.pipeline(transaction=False)
+        for name, args in calls:
+            getattr(pipe, name)(*args)
+        return list(pipe.execute(raise_on_error=False))
+    replies: list[Any] = []
+    for name, args in calls:
+        try:
+            replies.append(getattr(client, name)(*args))
+        except redis_errors.ResponseError as error:
+            replies.append(error)
+    return replies
 
 
 def _split_members(members: Sequence[Any]) -> tuple[list[str], list[Any]]:
@@ -251,6 +283,10 @@ class _Run:
         self.progress = progress
         self.tally = _Tally()
         self.layout = LayoutKeys()
+        # On Cluster a set and its hashes live in different slots: no script can span them, so
+        # batches run as per-entry steps, membership first (a reader checks membership before
+        # the hashes, so it never meets a member without its hash). Atomic per entry only.
+        self.cluster = bool(getattr(cache, "cluster", False))
         self.clear_repository_batch = self.client.register_script(
             scripts.load("clear_repository_batch")
         )
@@ -264,13 +300,10 @@ class _Run:
         return _text(self.client.type(key))
 
     def scan(self, pattern: str | None, count: int) -> Iterator[Sequence[Any]]:
-        """The keyspace in chunks of at most one batch (COUNT is only a hint to the server)."""
-        cursor = 0
-        while True:
-            cursor, found = self.client.scan(cursor, match=pattern, count=count)
-            yield from _batches(found, self.batch_size)
-            if int(cursor) == 0:
-                return
+        return _scan_chunks(self.client, pattern, count, self.batch_size)
+
+    def each(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        return _each(self.client, self.cluster, calls)
 
     def queue_groups(self, target: Any, groups: Sequence[Group], kind: str) -> list[list[Group]]:
         """Queue ``groups`` on ``target`` (a pipeline) as script calls of about one batch each.
@@ -317,11 +350,49 @@ class _Run:
         """Run ``groups`` atomically per call, all calls in one round trip, counted whole."""
         if not groups:
             return []
+        if self.cluster:
+            return self.groups_in_steps(groups, kind)
         pipe = self.client.pipeline(transaction=False)
         calls = self.queue_groups(pipe, groups, kind)
         # Counting inside the shield: a signal held back is re-raised as the block ends.
         with _shielded():
             return self.settle_groups(calls, pipe.execute())
+
+    def groups_in_steps(self, groups: Sequence[Group], kind: str) -> list[list[int]]:
+        """The batch script's semantics for Cluster, one entry at a time, membership first."""
+        clear = not self.dry_run
+        removes_members = clear and kind != _ORPHANS
+        result: list[list[int]] = []
+        with _shielded():
+            for name, digests, extras in groups:
+                membership = keys.membership_key(name)
+                is_set = self.key_type(membership) == "set"
+                flags: list[int] = []
+                for digest in digests:
+                    member = False
+                    if is_set and removes_members:
+                        member = bool(self.client.srem(membership, digest))
+                    elif is_set:
+                        member = bool(self.client.sismember(membership, digest))
+                    flag = 0
+                    if not (kind == _ORPHANS and member):
+                        hash_key = keys.repository_key(name, digest)
+                        if clear:
+                            existed = bool(self.client.delete(hash_key))
+                        else:
+                            existed = bool(self.client.exists(hash_key))
+                        self.tally.add(0, int(existed))
+                        flag = int(member or existed)
+                        if member and kind == _HASHES and not clear:
+                            flag = 0
+                    self.tally.add(flag, 0)
+                    flags.append(flag)
+                if removes_members and is_set:
+                    for extra in extras:
+                        self.client.srem(membership, extra)
+                    self.tally.add(0, int(not self.client.exists(membership)))
+                result.append(flags)
+        return result
 
     def repository_batch(
         self,
@@ -422,6 +493,11 @@ class _Run:
     def everything_batch(self, global_keys: list[Any], hashes: dict[str, list[str]]) -> None:
         if not global_keys and not hashes:
             return
+        # A hash's membership goes with it; a dry run counts members at their set instead.
+        groups: list[Group] = [(name, digests, ()) for name, digests in hashes.items()]
+        if self.cluster:
+            self.everything_batch_in_steps(global_keys, groups)
+            return
         pipe = self.client.pipeline(transaction=False)
         if global_keys:
             # Each global key is one entry; a dry run counts the ones still there.
@@ -429,15 +505,24 @@ class _Run:
                 pipe.exists(*global_keys)
             else:
                 pipe.unlink(*global_keys)
-        # A hash's membership goes with it; a dry run counts members at their set instead.
-        groups = [(name, digests, ()) for name, digests in hashes.items()]
-        calls = self.queue_groups(pipe, groups, "hashes")
+        calls = self.queue_groups(pipe, groups, _HASHES)
         with _shielded():
             replies = pipe.execute()
             if global_keys:
                 removed = int(replies.pop(0))
                 self.tally.add(removed, removed)
             self.settle_groups(calls, replies)
+
+    def everything_batch_in_steps(self, global_keys: list[Any], groups: list[Group]) -> None:
+        if global_keys:
+            with _shielded():
+                # redis-py splits a multi-key EXISTS or UNLINK by slot and adds the replies up.
+                if self.dry_run:
+                    removed = int(self.client.exists(*global_keys))
+                else:
+                    removed = int(self.client.unlink(*global_keys))
+                self.tally.add(removed, removed)
+        self.run_groups(groups, _HASHES)
 
     def everything_sets(self, names: list[str]) -> None:
         """Empty the sets met by the walk, member by member with their hashes.
@@ -447,11 +532,10 @@ class _Run:
         """
         if not names:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for name in names:
-            pipe.sscan(keys.membership_key(name), 0, count=self.batch_size)
         # A membership key of another type answers WRONGTYPE: a corrupt entry, deleted.
-        pages = pipe.execute(raise_on_error=False)
+        pages = self.each(
+            [("sscan", (keys.membership_key(name), 0, None, self.batch_size)) for name in names]
+        )
         whole: list[Group] = []
         for name, page in zip(names, pages, strict=True):
             if isinstance(page, Exception):
@@ -480,6 +564,14 @@ class _Run:
 
     def digests_global(self, batch: Sequence[str], entries: list[int]) -> None:
         """Add each digest's cleared global entries to ``entries`` (callers hold signals back)."""
+        if self.cluster:
+            # One key per call: a script may only touch keys of one slot.
+            for index, digest in enumerate(batch):
+                reply = self.clear_digests_batch(
+                    keys=[keys.global_key(digest)], args=[self.mode, GLOBAL]
+                )
+                self.settle_digests(reply, entries, index)
+            return
         reply = self.clear_digests_batch(
             keys=[keys.global_key(digest) for digest in batch], args=[self.mode, GLOBAL]
         )
@@ -487,6 +579,8 @@ class _Run:
 
     def digests_repository(self, repository: str, batch: Sequence[str], entries: list[int]) -> int:
         """Like :meth:`digests_global`, in one repository; returns the members removed."""
+        if self.cluster:
+            return self.digests_repository_in_steps(repository, batch, entries)
         batch_keys = [keys.membership_key(repository)]
         for digest in batch:
             batch_keys += [keys.repository_key(repository, digest), keys.global_key(digest)]
@@ -494,8 +588,37 @@ class _Run:
         self.settle_digests(reply, entries)
         return int(reply[1])
 
-    def settle_digests(self, reply: list[Any], entries: list[int]) -> None:
-        for index, count in enumerate(reply[2:]):
+    def digests_repository_in_steps(
+        self, repository: str, batch: Sequence[str], entries: list[int]
+    ) -> int:
+        """The 3.1+ repository Clear per digest for Cluster: membership, hash, global fields."""
+        membership = keys.membership_key(repository)
+        kind = self.key_type(membership)
+        if kind not in ("none", "set"):
+            raise DescriptorCorrupt(f"a cache key holds a value of the wrong type: {membership}")
+        removed = 0
+        for index, digest in enumerate(batch):
+            if kind != "set" or not self.client.sismember(membership, digest):
+                continue
+            hash_key = keys.repository_key(repository, digest)
+            if self.dry_run:
+                existed = bool(self.client.exists(hash_key))
+            else:
+                self.client.srem(membership, digest)
+                existed = bool(self.client.delete(hash_key))
+            entries[index] += 1
+            self.tally.add(1, int(existed))
+            removed += 1
+            reply = self.clear_digests_batch(
+                keys=[keys.global_key(digest)], args=[self.mode, GLOBAL]
+            )
+            self.settle_digests(reply, entries, index)
+        if not self.dry_run and kind == "set" and removed and not self.client.exists(membership):
+            self.tally.add(0, 1)
+        return removed
+
+    def settle_digests(self, reply: list[Any], entries: list[int], first: int = 0) -> None:
+        for index, count in enumerate(reply[2:], start=first):
             entries[index] += int(count)
             self.tally.add(count, 0)
         self.tally.add(0, reply[0])
@@ -531,7 +654,7 @@ class _Run:
                     for digest in held:
                         found_entries[position[digest]] += 1
                     self.tally.add(len(held), 0)
-                self.repository_batches(targets, "hashes", position, found_entries)
+                self.repository_batches(targets, _HASHES, position, found_entries)
             else:
                 for name, held in member_hits.items():
                     merged = targets.setdefault(name, [])
@@ -543,13 +666,13 @@ class _Run:
     ) -> dict[str, list[str]]:
         if not sets:
             return {}
-        pipe = self.client.pipeline(transaction=False)
+        calls: list[tuple[str, tuple[Any, ...]]] = []
         for name in sets:
-            pipe.smismember(keys.membership_key(name), list(batch))
+            calls.append(("smismember", (keys.membership_key(name), list(batch))))
             if self.dry_run:
-                pipe.scard(keys.membership_key(name))
+                calls.append(("scard", (keys.membership_key(name),)))
         # A membership key of the wrong type answers WRONGTYPE: it holds no members.
-        replies = pipe.execute(raise_on_error=False)
+        replies = self.each(calls)
         hits: dict[str, list[str]] = {}
         step = 2 if self.dry_run else 1
         for index, name in enumerate(sets):
@@ -574,7 +697,7 @@ class _Run:
         position: dict[str, int],
         found_entries: list[int],
     ) -> None:
-        groups = [(name, digests, ()) for name, digests in targets.items()]
+        groups: list[Group] = [(name, digests, ()) for name, digests in targets.items()]
         for (_, digests, _), flags in zip(groups, self.run_groups(groups, kind), strict=True):
             for digest, flag in zip(digests, flags, strict=True):
                 found_entries[position[digest]] += flag
@@ -773,36 +896,28 @@ def cache_stats(
     totals = {GLOBAL: 0, MEMBERSHIP: 0, REPOSITORY: 0}
     memberships = 0
     memory = 0
+    cluster = bool(getattr(cache, "cluster", False))
     with translate_redis_errors(client):
-        cursor = 0
-        while True:
-            cursor, found = client.scan(cursor, count=batch_size)
-            pipe = client.pipeline(transaction=False)
-            is_count: list[bool] = []
+        for found in _scan_chunks(client, None, batch_size, batch_size):
+            calls: list[tuple[str, tuple[Any, ...]]] = []
             for key in found:
                 shape = layout.classify(key)
                 if shape is None:
                     continue
                 totals[shape[0]] += 1
-                pipe.memory_usage(key, samples=samples)
-                is_count.append(False)
+                calls.append(("memory_usage", (key, samples)))
                 if shape[0] == MEMBERSHIP:
-                    pipe.scard(key)
-                    is_count.append(True)
-            if is_count:
-                replies = pipe.execute(raise_on_error=False)
-                for counts_members, reply in zip(is_count, replies, strict=True):
-                    # A key gone since the SCAN answers None; a wrong-typed set, WRONGTYPE.
-                    if not isinstance(reply, int):
-                        continue
-                    if counts_members:
-                        memberships += reply
-                    else:
-                        memory += reply
-            if progress is not None and found:
+                    calls.append(("scard", (key,)))
+            for (command, _), reply in zip(calls, _each(client, cluster, calls), strict=True):
+                # A key gone since the SCAN answers None; a wrong-typed set, WRONGTYPE.
+                if not isinstance(reply, int):
+                    continue
+                if command == "scard":
+                    memberships += reply
+                else:
+                    memory += reply
+            if progress is not None:
                 progress(len(found))
-            if int(cursor) == 0:
-                break
     return CacheStats(
         descriptors=totals[GLOBAL],
         repositories=totals[MEMBERSHIP],
