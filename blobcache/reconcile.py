@@ -276,28 +276,48 @@ class _Reconciliation:
         pattern = keys.repository_key(glob_escape(repository), "*")
         pending: list[_Candidate] = []
         for chunk in self.scan(pattern, max(self.batch_size, SWEEP_SCAN_COUNT)):
+            hashes: list[tuple[str, str]] = []
             for key in chunk:
                 shape = self.layout.classify(key)
                 # The pattern's ``*`` also matches names that merely start with this one.
-                if shape is None or shape[0] != REPOSITORY or shape[1] != repository:
-                    continue
-                self.orphan_candidate(shape[1], shape[2], pending)
+                if shape is not None and shape[0] == REPOSITORY and shape[1] == repository:
+                    hashes.append((shape[1], shape[2]))
+            self.orphan_candidates(hashes, pending)
             if len(pending) >= self.batch_size:
                 self.repository_batch(_ORPHANS, pending)
                 pending = []
         self.repository_batch(_ORPHANS, pending)
 
-    def orphan_candidate(self, repository: str, digest: str, pending: list[_Candidate]) -> None:
-        if self.repository_reason(repository, digest) is not None:
-            pending.append((repository, digest, ORPHAN_REPOSITORY_HASH))
+    def orphan_candidates(self, hashes: list[tuple[str, str]], pending: list[_Candidate]) -> None:
+        """Queue the hashes without membership that storage does not back.
+
+        Membership is asked first (one SMISMEMBER per repository): a member's hash is its set
+        walk's business, and most hashes have their member, so most storage checks are saved.
+        The batch script asks again, atomically, before deleting anything.
+        """
+        if not hashes:
+            return
+        by_repository: dict[str, list[str]] = {}
+        for name, digest in hashes:
+            by_repository.setdefault(name, []).append(digest)
+        pipe = self.client.pipeline(transaction=False)
+        for name, digests in by_repository.items():
+            pipe.smismember(keys.membership_key(name), digests)
+        # A membership key of the wrong type answers WRONGTYPE: it holds no members.
+        replies = pipe.execute(raise_on_error=False)
+        for (name, digests), flags in zip(by_repository.items(), replies, strict=True):
+            held = [False] * len(digests) if isinstance(flags, Exception) else flags
+            for digest, member in zip(digests, held, strict=True):
+                if not int(member) and self.repository_reason(name, digest) is not None:
+                    pending.append((name, digest, ORPHAN_REPOSITORY_HASH))
 
     def every_repository(self) -> None:
-        """One SCAN over the repository keys: each set is walked when met, hashes are checked
-        as orphans (a hash whose digest is a member is left to its set's walk)."""
+        """One SCAN over the repository keys: each set is walked when met, hashes without
+        membership are checked as orphans."""
         pending: list[_Candidate] = []
         for chunk in self.scan(REPOSITORY_KEYS_PATTERN, self.batch_size):
             sets: list[str] = []
-            hashes = 0
+            hashes: list[tuple[str, str]] = []
             for key in chunk:
                 shape = self.layout.classify(key)
                 if shape is None:
@@ -306,12 +326,12 @@ class _Reconciliation:
                 if kind == MEMBERSHIP:
                     sets.append(name)
                 elif kind == REPOSITORY:
-                    hashes += 1
-                    self.orphan_candidate(name, digest, pending)
+                    hashes.append((name, digest))
+            self.orphan_candidates(hashes, pending)
             if len(pending) >= self.batch_size:
                 self.repository_batch(_ORPHANS, pending)
                 pending = []
-            self.advance(hashes)
+            self.advance(len(hashes))
             for name in sets:
                 self.repository_members(name)
         self.repository_batch(_ORPHANS, pending)

@@ -47,7 +47,7 @@ class StorageUnavailable(BlobCacheError):
     default_message = "the registry's storage cannot be read"
 
 
-def _exists(path: Path) -> bool:
+def _exists(path: str) -> bool:
     try:
         os.stat(path)
     except OSError as error:
@@ -58,11 +58,17 @@ def _exists(path: Path) -> bool:
 
 
 class RegistryStorage:
-    """One registry's storage tree. Digests and names must be validated by the caller."""
+    """One registry's storage tree. Digests and names must be validated by the caller.
+
+    Paths are built as plain strings: a reconciliation checks hundreds of thousands of them, and
+    ``pathlib`` would cost several times the ``stat`` calls themselves.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.v2 = self.root.joinpath(*V2_PARTS)
+        self._blobs = os.path.join(self.v2, "blobs")
+        self._repositories = os.path.join(self.v2, "repositories")
 
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> RegistryStorage:
@@ -72,14 +78,14 @@ class RegistryStorage:
         either a typo or an empty registry; refusing both keeps a wrong path from clearing the
         whole cache.
         """
-        storage = cls(root)
         if not str(root):
             raise StorageInvalid("the storage root must not be empty")
-        if not _exists(storage.root):
+        storage = cls(root)
+        if not _exists(str(storage.root)):
             raise StorageInvalid(f"the storage root {storage.root} does not exist")
         if not storage.root.is_dir():
             raise StorageInvalid(f"the storage root {storage.root} is not a directory")
-        if not _exists(storage.v2) or not storage.v2.is_dir():
+        if not _exists(str(storage.v2)) or not storage.v2.is_dir():
             raise StorageInvalid(
                 f"{storage.root} has no {'/'.join(V2_PARTS)} folder: give the registry's "
                 "storage.filesystem.rootdirectory (a registry creates that folder on its "
@@ -87,30 +93,24 @@ class RegistryStorage:
             )
         return storage
 
-    def blob_data_path(self, digest: str) -> Path:
+    def blob_data_path(self, digest: str) -> str:
         algorithm, _, encoded = digest.partition(":")
-        return self.v2 / "blobs" / algorithm / encoded[:2] / encoded / "data"
+        return f"{self._blobs}/{algorithm}/{encoded[:2]}/{encoded}/data"
 
-    def repository_path(self, repository: str) -> Path:
-        parts = repository.split("/")
+    def repository_path(self, repository: str) -> str:
         # The name grammar already rules these out; a path must never leave the tree.
-        if any(part in ("", ".", "..") for part in parts):
+        if any(part in ("", ".", "..") for part in repository.split("/")):
             raise ValueError(f"{repository!r} cannot be a repository folder")
-        return self.v2.joinpath("repositories", *parts)
+        return f"{self._repositories}/{repository}"
 
-    def layer_link_path(self, repository: str, digest: str) -> Path:
+    def layer_link_path(self, repository: str, digest: str) -> str:
         algorithm, _, encoded = digest.partition(":")
-        return self.repository_path(repository) / "_layers" / algorithm / encoded / "link"
+        return f"{self.repository_path(repository)}/_layers/{algorithm}/{encoded}/link"
 
-    def revision_link_path(self, repository: str, digest: str) -> Path:
+    def revision_link_path(self, repository: str, digest: str) -> str:
         algorithm, _, encoded = digest.partition(":")
         return (
-            self.repository_path(repository)
-            / "_manifests"
-            / "revisions"
-            / algorithm
-            / encoded
-            / "link"
+            f"{self.repository_path(repository)}/_manifests/revisions/{algorithm}/{encoded}/link"
         )
 
     def has_blob_data(self, digest: str) -> bool:
