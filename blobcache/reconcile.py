@@ -49,7 +49,12 @@ from blobcache.bulk import (
     _text,
     glob_escape,
 )
-from blobcache.cache import DescriptorCache, get_descriptor_cache, translate_redis_errors
+from blobcache.cache import (
+    DescriptorCache,
+    RepositoryScopedCache,
+    get_descriptor_cache,
+    translate_redis_errors,
+)
 from blobcache.reference import validate_repository_name
 from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
 
@@ -147,8 +152,8 @@ class ReconcileResult:
         return {**self.summary(), "digests": [entry.as_dict() for entry in self.entries]}
 
 
-# A candidate waiting for its batch: (repository or None, digest, reason).
-_Candidate = tuple[str | None, str, str]
+# A repository entry waiting for its batch: (repository, digest, reason).
+_Candidate = tuple[str, str, str]
 
 
 class _Reconciliation:
@@ -207,8 +212,9 @@ class _Reconciliation:
         else:
             self.collected.append(entry)
         if not self.dry_run:
+            sender = DescriptorCache if entry.repository is None else RepositoryScopedCache
             signals.descriptor_cleared.send(
-                sender=DescriptorCache, digest=entry.digest, repository=entry.repository
+                sender=sender, digest=entry.digest, repository=entry.repository
             )
 
     def result(self, repository: str | None, interrupted: bool) -> ReconcileResult:
@@ -355,7 +361,6 @@ class _Reconciliation:
         """Re-check storage, then clear the batch atomically; returns members removed."""
         confirmed: list[_Candidate] = []
         for repository, digest, reason in candidates:
-            assert repository is not None
             now = self.repository_reason(repository, digest)
             if now is not None:
                 confirmed.append((repository, digest, reason if kind == _ORPHANS else now))
@@ -379,7 +384,6 @@ class _Reconciliation:
             return self.apply_repository_in_steps(kind, batch)
         batch_keys: list[str] = []
         for repository, digest, _ in batch:
-            assert repository is not None
             batch_keys += [
                 keys.membership_key(repository),
                 keys.repository_key(repository, digest),
@@ -398,7 +402,6 @@ class _Reconciliation:
         flags: list[int] = []
         clear = not self.dry_run
         for repository, digest, _ in batch:
-            assert repository is not None
             membership = keys.membership_key(repository)
             if membership not in is_set:
                 is_set[membership] = _text(self.client.type(membership)) == "set"
