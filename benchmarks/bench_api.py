@@ -136,7 +136,7 @@ def wrk_load(port: int, method: str, path: str, headers: dict[str, str], seconds
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], work_dir: Path) -> Iterator[int]:
+def gunicorn(env: dict[str, str], work_dir: Path) -> Iterator[tuple[int, int]]:
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("gunicorn")), "project.wsgi:application",
@@ -147,10 +147,31 @@ def gunicorn(env: dict[str, str], work_dir: Path) -> Iterator[int]:
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
         wait_for_http(port, "/api/schema/")
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+class ServerCPU:
+    """CPU seconds used by the gunicorn workers and redis-server: a cost per request that other
+    processes on a shared machine cannot distort, unlike requests/s."""
+
+    def __init__(self, gunicorn_pid: int, redis_port: int) -> None:
+        import psutil
+        import redis
+
+        client = redis.Redis(port=redis_port)
+        redis_pid = int(client.info("server")["process_id"])
+        client.close()
+        self.processes = [*psutil.Process(gunicorn_pid).children(), psutil.Process(redis_pid)]
+
+    def seconds(self) -> float:
+        total = 0.0
+        for process in self.processes:
+            times = process.cpu_times()
+            total += times.user + times.system
+        return total
 
 
 @contextmanager
@@ -305,7 +326,7 @@ def main() -> None:
                 populate(redis_port)
             api_path = f"/api/repositories/{REPOSITORY}/blobs/{DIGEST}"
             raw_path = f"/raw/blobs/{DIGEST}"
-            with gunicorn(env, work_dir) as port:
+            with gunicorn(env, work_dir) as (port, gunicorn_pid):
                 for path in (api_path, raw_path):
                     status, body, _ = request(port, "GET", path, headers)
                     if status != 200:
@@ -317,20 +338,30 @@ def main() -> None:
                 print(f"descriptor: {body.decode()}")
                 load(port, "GET", api_path, headers)  # warm-up: imports, pools, scripts
                 load(port, "GET", raw_path, headers)
+                cpu = ServerCPU(gunicorn_pid, redis_port)
                 api_rates: list[float] = []
                 raw_rates: list[float] = []
+                cpu_costs: dict[str, list[float]] = {api_path: [], raw_path: []}
                 for round_number in range(options.rounds):
                     # Back to back, in alternating order, so that drift (heat, other load on the
                     # machine) hits both alike; each round gives one ratio.
                     order = [(api_path, api_rates), (raw_path, raw_rates)]
                     for path, rates in order if round_number % 2 == 0 else order[::-1]:
+                        before = cpu.seconds()
                         rates.append(load(port, "GET", path, headers))
+                        requests = rates[-1] * options.seconds
+                        cpu_costs[path].append((cpu.seconds() - before) / requests)
                 report("GET " + api_path, api_rates)
                 report(f"GET {raw_path} (one raw HMGET, same server)", raw_rates)
                 ratios = [api / raw for api, raw in zip(api_rates, raw_rates, strict=True)]
                 print(f"ratio API / raw HMGET view: {statistics.median(ratios):.2f} (median of "
                       f"the rounds' ratios {', '.join(f'{r:.2f}' for r in ratios)}; "
                       "target >= 0.8)")
+                api_cost = statistics.median(cpu_costs[api_path]) * 1e6
+                raw_cost = statistics.median(cpu_costs[raw_path]) * 1e6
+                print(f"server CPU per request (gunicorn workers + redis-server, median): API "
+                      f"{api_cost:.0f} us, raw HMGET view {raw_cost:.0f} us; capacity ratio "
+                      f"{raw_cost / api_cost:.2f}")
                 if registry_port is not None:
                     compare_with_registry(port, registry_port, headers, options)
                 else:
