@@ -308,3 +308,17 @@ def test_user_model_permission_names(db: Any) -> None:
     user = User.objects.create_user("granted")
     user.user_permissions.set(Permission.objects.filter(codename="view_descriptor"))
     assert User.objects.get(pk=user.pk).has_perm("blobcache.view_descriptor")
+
+
+def a_hosts_handler(exc: Exception, context: Any) -> Any:
+    from rest_framework.response import Response
+
+    return Response({"host": "format"}, status=418)
+
+
+def test_the_hosts_exception_handler_is_left_to_its_own_views(api: APIClient) -> None:
+    host = {**settings.REST_FRAMEWORK, "EXCEPTION_HANDLER": f"{__name__}.a_hosts_handler"}
+    with override_settings(REST_FRAMEWORK=host):
+        response = api.get(GLOBAL)
+    assert response.status_code == 404
+    assert response.json() == envelope("BLOB_UNKNOWN", "unknown blob")
