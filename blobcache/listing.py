@@ -5,8 +5,9 @@ element present for the whole walk is returned at least once (possibly more than
 is added or removed meanwhile. A page is never cut to ``page_size`` because dropping the tail of
 a SCAN reply would break that guarantee; it may hold a few more (COUNT is only a hint).
 
-Listings are built for the standalone and Sentinel topologies: a cluster's SCAN cursor belongs to
-one node, so paging across nodes would need a cursor per node.
+On Redis Cluster a member listing works as on one server (a set lives on one node); the
+repository listing walks the primaries one after the other, its cursor carrying the node's index
+in the top byte and that node's own SCAN cursor below (Redis cursors stay far below 2**56).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from blobcache.cache import (
     translate_redis_errors,
 )
 from blobcache.descriptor import Descriptor
-from blobcache.exceptions import BlobUnknown, DescriptorCorrupt
+from blobcache.exceptions import BlobUnknown, CacheUnavailable, DescriptorCorrupt
 
 T = TypeVar("T")
 
@@ -35,6 +36,8 @@ CURSOR_MAX = 2**64 - 1
 MAX_SCAN_CALLS = 32
 #: The most keys one SCAN call is asked to look at (about a millisecond of server time).
 MAX_SCAN_COUNT = 10_000
+#: Cluster: bits of the API cursor that hold a primary's own SCAN cursor.
+NODE_CURSOR_BITS = 56
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +135,13 @@ def list_repositories(cache: DescriptorCache, cursor: int, page_size: int) -> Pa
     """One page of repository names (from their membership sets) with their member counts."""
     client = cache.client
     pattern = keys.membership_key("*")
+
+    def scan(at: int, count: int) -> tuple[int, Sequence[Any]]:
+        return client.scan(cursor=at, match=pattern, count=count, _type="set")
+
     with translate_redis_errors(client):
         raw_keys, cursor = _walk(
-            lambda at, count: client.scan(cursor=at, match=pattern, count=count, _type="set"),
+            _cluster_scan(client, pattern) if getattr(cache, "cluster", False) else scan,
             cursor,
             page_size,
         )
@@ -149,6 +156,31 @@ def list_repositories(cache: DescriptorCache, cursor: int, page_size: int) -> Pa
         if isinstance(members, int) and members > 0
     ]
     return Page(repositories, cursor)
+
+
+def _cluster_scan(client: Any, pattern: str) -> Callable[[int, int], tuple[int, Sequence[Any]]]:
+    """A SCAN over every primary in turn, behind one integer cursor."""
+    primaries = sorted(client.get_primaries(), key=lambda node: node.name)
+    mask = (1 << NODE_CURSOR_BITS) - 1
+
+    def scan(at: int, count: int) -> tuple[int, Sequence[Any]]:
+        index, node_cursor = at >> NODE_CURSOR_BITS, at & mask
+        if index >= len(primaries):
+            return 0, []
+        node = primaries[index]
+        cursors, batch = client.scan(
+            cursor=node_cursor, match=pattern, count=count, _type="set", target_nodes=node
+        )
+        node_cursor = int(cursors[node.name])
+        if node_cursor > mask:
+            raise CacheUnavailable(f"the SCAN cursor of {node.name} does not fit a page cursor")
+        if node_cursor == 0:
+            index += 1
+            if index == len(primaries):
+                return 0, batch
+        return (index << NODE_CURSOR_BITS) | node_cursor, batch
+
+    return scan
 
 
 def _repository_of(membership_key: str) -> str:
