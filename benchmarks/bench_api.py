@@ -8,8 +8,11 @@ and the demo project under gunicorn (2 workers, keep-alive). Load comes from ano
 ``wrk`` when installed, else several Python processes with keep-alive ``http.client``
 connections. Measured: ``GET /api/repositories/<name>/blobs/<digest>`` and the baseline
 ``GET /raw/blobs/<digest>`` (one HMGET), alternating in rounds; the ratio of their medians is
-the figure of merit (target >= 0.8). When Debian's ``docker-registry`` is installed, the
-registry's own ``HEAD /v2/<name>/blobs/<digest>`` on the same Redis is measured too.
+the figure of merit (target >= 0.8). On a busy 2-core machine requests/s swing from round to
+round, so the server CPU spent per request (gunicorn workers plus redis-server) is printed too:
+other processes cannot distort it. When Debian's ``docker-registry`` is installed, the registry's
+own ``HEAD /v2/<name>/blobs/<digest>`` on the same Redis is measured too (with the Python loader:
+wrk waits for the body a HEAD never gets).
 """
 
 from __future__ import annotations
