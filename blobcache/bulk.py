@@ -548,8 +548,9 @@ class _Run:
                 # The real run deletes the set with its last member; count it once here.
                 self.tally.add(0, 1)
                 self.tally.add(len(_split_members(found)[0]), 0)
-                for _, valid, _ in self.members(name, int(cursor)) if int(cursor) else ():
-                    self.tally.add(len(valid), 0)
+                if int(cursor):
+                    for _, valid, _ in self.members(name, int(cursor)):
+                        self.tally.add(len(valid), 0)
             elif int(cursor) == 0 and len(found) <= self.batch_size:
                 whole.append((name, *_split_members(found)))
             else:
