@@ -44,8 +44,12 @@ def translate_redis_errors(client: Any) -> Iterator[None]:
                 f"a cache key holds a value of the wrong type: {_strip_script_noise(text)}"
             ) from error
         # Everything else (OOM, READONLY, LOADING, MASTERDOWN, NOAUTH...) means Redis cannot
-        # serve this call now; the entry itself is not at fault.
-        raise _unavailable(client, error) from error
+        # serve this call now; the entry itself is not at fault. Said apart from "cannot
+        # reach", because the operator's fix differs (memory, replication, ACLs).
+        raise CacheUnavailable(
+            f"Redis at {describe_client(client)} refused the command"
+            f" ({type(error).__name__}): {_strip_script_noise(text)}"
+        ) from error
     except (redis_errors.RedisError, OSError) as error:
         raise _unavailable(client, error) from error
 

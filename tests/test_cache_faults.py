@@ -171,7 +171,13 @@ def assert_unavailable(cache: DescriptorCache, name: str, port: int) -> CacheUna
     assert type(error) is CacheUnavailable
     assert error.code == "UNAVAILABLE"
     message = str(error)
-    assert re.fullmatch(rf"cannot reach Redis at 127\.0\.0\.1:{port}: .+", message, re.S), message
+    # An outage says "cannot reach"; a refusal (read-only, out of memory) names the error class.
+    where = rf"127\.0\.0\.1:{port}"
+    assert re.fullmatch(
+        rf"(cannot reach Redis at {where}: |Redis at {where} refused the command \(\w+\): ).+",
+        message,
+        re.S,
+    ), message
     assert PASSWORD not in message
     return error
 
@@ -249,6 +255,7 @@ def test_read_only_redis(
         before = dump(admin)
         error = assert_unavailable(private_cache, name, private_redis.port)
         assert "read only replica" in str(error)
+        assert "refused the command (ReadOnlyError)" in str(error)
         assert dump(admin) == before
         # The stale replica still answers reads; only writes are refused.
         assert private_cache.stat(D1) == DESCRIPTOR
@@ -275,6 +282,7 @@ def test_out_of_memory_redis(
         before = dump(admin)
         error = assert_unavailable(private_cache, name, private_redis.port)
         assert "command not allowed when used memory > 'maxmemory'" in str(error)
+        assert "refused the command (OutOfMemoryError)" in str(error)
         assert dump(admin) == before
         # Rewriting an existing entry is refused all the same, and reads keep working.
         with pytest.raises(CacheUnavailable):
