@@ -172,6 +172,15 @@ def _each(client: Any, cluster: bool, calls: list[tuple[str, tuple[Any, ...]]]) 
     return replies
 
 
+def _counted(clear: bool, kind: str, member: bool, existed: bool) -> tuple[int, int]:
+    """(entry, key) counted for one digest, as clear_repository_batch.lua counts them."""
+    if clear or kind == _PAIRS:
+        return int(member or existed), int(existed)
+    if kind == _HASHES:
+        return int(existed and not member), int(existed)
+    return int(existed and not member), int(existed and not member)
+
+
 def _split_members(members: Sequence[Any]) -> tuple[list[str], list[Any]]:
     """Members that are valid digests (as text), and the others (raw, to SREM as they are)."""
     valid: list[str] = []
@@ -361,7 +370,6 @@ class _Run:
     def groups_in_steps(self, groups: Sequence[Group], kind: str) -> list[list[int]]:
         """The batch script's semantics for Cluster, one entry at a time, membership first."""
         clear = not self.dry_run
-        removes_members = clear and kind != _ORPHANS
         result: list[list[int]] = []
         with _shielded():
             for name, digests, extras in groups:
@@ -370,24 +378,19 @@ class _Run:
                 flags: list[int] = []
                 for digest in digests:
                     member = False
-                    if is_set and removes_members:
+                    if is_set and clear:
                         member = bool(self.client.srem(membership, digest))
                     elif is_set:
                         member = bool(self.client.sismember(membership, digest))
-                    flag = 0
-                    if not (kind == _ORPHANS and member):
-                        hash_key = keys.repository_key(name, digest)
-                        if clear:
-                            existed = bool(self.client.delete(hash_key))
-                        else:
-                            existed = bool(self.client.exists(hash_key))
-                        self.tally.add(0, int(existed))
-                        flag = int(member or existed)
-                        if member and kind == _HASHES and not clear:
-                            flag = 0
-                    self.tally.add(flag, 0)
+                    hash_key = keys.repository_key(name, digest)
+                    if clear:
+                        existed = bool(self.client.delete(hash_key))
+                    else:
+                        existed = bool(self.client.exists(hash_key))
+                    flag, deleted = _counted(clear, kind, member, existed)
+                    self.tally.add(flag, deleted)
                     flags.append(flag)
-                if removes_members and is_set:
+                if clear and is_set:
                     for extra in extras:
                         self.client.srem(membership, extra)
                     self.tally.add(0, int(not self.client.exists(membership)))
@@ -425,47 +428,46 @@ class _Run:
             if int(cursor) == 0:
                 return
 
-    def repository_members(self, repository: str, *, report: bool, hashes_seen: bool) -> None:
-        """Clear every member of ``repository`` with its hash, walking the set with SSCAN.
+    def repository_scope(self, repository: str, *, sweep: bool) -> None:
+        """Clear a repository's whole scope: its set with SSCAN, then (``sweep``) the hashes
+        that have no membership.
 
-        ``hashes_seen``: the caller's walk meets every repository hash itself (a dry run of the
-        whole database), so only members are counted here, never their hashes twice.
+        The walk comes first: deleting the bulk of the keys while a SCAN of the keyspace runs
+        would make that SCAN slower (the server shrinks its tables under it), and the sweep
+        that follows then only deletes the few hashes left.
         """
         membership = keys.membership_key(repository)
         kind = self.key_type(membership)
-        if kind == "none":
-            return
-        if kind != "set":
-            self.delete_corrupt(membership)
-            return
-        if self.dry_run:
-            # The real run deletes the set with its last member; count it once here.
-            self.tally.add(0, 1)
-        for batch, valid, invalid in self.members(repository):
-            if self.dry_run and hashes_seen:
-                self.tally.add(len(valid), 0)
-            else:
+        if kind == "set":
+            if self.dry_run:
+                # The real run deletes the set with its last member; count it once here.
+                self.tally.add(0, 1)
+            for batch, valid, invalid in self.members(repository):
                 self.repository_batch(repository, valid, _PAIRS, invalid)
-            if report:
                 self.advance(len(batch))
+        elif kind != "none":
+            self.delete_corrupt(membership)
+        if sweep:
+            self.repository_hashes(repository)
 
-    def repository_orphans(self, repository: str) -> None:
-        """Clear the repository hashes that have no membership (left by older registries)."""
+    def repository_hashes(self, repository: str) -> None:
+        """The repository's hashes left after the walk, found by SCAN MATCH over the keyspace.
+
+        These are hashes whose membership is gone (a set evicted by ``allkeys-lru``, older
+        registries' leftovers), which no walk of the set can find. A dry run, which removed
+        nothing, counts only hashes whose digest is not a member.
+        """
         prefix = keys.repository_key(repository, "")
         pattern = keys.repository_key(glob_escape(repository), "*")
-        digests: list[str] = []
         for found in self.scan(pattern, max(self.batch_size, SWEEP_SCAN_COUNT)):
+            digests: dict[str, None] = {}
             for key in found:
                 text = _text(key)
                 digest = text[len(prefix) :]
                 # The pattern's ``*`` also matches longer suffixes: only a valid digest counts.
                 if text.startswith(prefix) and _is_valid_digest(digest):
-                    digests.append(digest)
-            if len(digests) >= self.batch_size:
-                self.repository_batch(repository, digests, _ORPHANS)
-                digests = []
-        if digests:
-            self.repository_batch(repository, digests, _ORPHANS)
+                    digests[digest] = None
+            self.repository_batch(repository, list(digests), _ORPHANS)
 
     # --- the whole layout ---
 
@@ -473,7 +475,7 @@ class _Run:
         """One SCAN pass over the database, clearing every key of the layout it meets."""
         for found in self.scan(None, self.batch_size):
             global_keys: list[Any] = []
-            hashes: dict[str, list[str]] = {}
+            hashes: dict[str, dict[str, None]] = {}
             sets: list[str] = []
             for key in found:
                 shape = self.layout.classify(key)
@@ -485,16 +487,16 @@ class _Run:
                 elif kind == MEMBERSHIP:
                     sets.append(name)
                 else:
-                    hashes.setdefault(name, []).append(digest)
+                    hashes.setdefault(name, {})[digest] = None
             self.everything_batch(global_keys, hashes)
             self.everything_sets(sets)
             self.advance(len(found))
 
-    def everything_batch(self, global_keys: list[Any], hashes: dict[str, list[str]]) -> None:
+    def everything_batch(self, global_keys: list[Any], hashes: dict[str, dict[str, None]]) -> None:
         if not global_keys and not hashes:
             return
         # A hash's membership goes with it; a dry run counts members at their set instead.
-        groups: list[Group] = [(name, digests, ()) for name, digests in hashes.items()]
+        groups: list[Group] = [(name, list(digests), ()) for name, digests in hashes.items()]
         if self.cluster:
             self.everything_batch_in_steps(global_keys, groups)
             return
@@ -648,7 +650,8 @@ class _Run:
                 if kind == MEMBERSHIP:
                     sets.append(name)
                 elif kind == REPOSITORY and digest in position:
-                    targets.setdefault(name, []).append(digest)
+                    if digest not in targets.setdefault(name, []):
+                        targets[name].append(digest)
             member_hits = self.batch_members(sets, batch, remaining)
             if self.dry_run:
                 for held in member_hits.values():
@@ -733,9 +736,7 @@ def clear_repository_scope(
     interrupted = False
     try:
         with translate_redis_errors(run.client):
-            run.repository_members(name, report=True, hashes_seen=False)
-            if sweep:
-                run.repository_orphans(name)
+            run.repository_scope(name, sweep=sweep)
     except KeyboardInterrupt:
         interrupted = True
     result = _finish(run, interrupted)
