@@ -26,6 +26,7 @@ from blobcache.bulk import Progress
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.digest import validate_digest
 from blobcache.exceptions import (
+    BlobCacheError,
     CacheUnavailable,
     DescriptorCorrupt,
     DescriptorInvalid,
@@ -100,6 +101,8 @@ class BlobcacheCommand(BaseCommand):
                 raise CommandError(str(error), returncode=EXIT_USAGE) from None
             except DescriptorCorrupt as error:
                 raise CommandError(str(error), returncode=EXIT_PARTIAL) from None
+            except BlobCacheError as error:
+                raise CommandError(str(error), returncode=EXIT_PARTIAL) from None
 
     def run(self, *args: Any, **options: Any) -> None:
         raise NotImplementedError
@@ -162,7 +165,10 @@ class BlobcacheCommand(BaseCommand):
             )
         except Exception:  # noqa: BLE001 - a message is being built; nothing may fail here
             password = None
-        return message.replace(password, "***") if password else message
+        if password:
+            message = message.replace(password, "***")
+        # One line, whatever the driver put in its reason.
+        return " ".join(message.splitlines())
 
 
 def _is_terminal(stream: Any) -> bool:
