@@ -79,6 +79,27 @@ class BlobcacheCommand(BaseCommand):
             help="Output format (default: text).",
         )
 
+    def add_clear_arguments(self, parser: CommandParser) -> None:
+        """The options every clearing command takes (issue 4): dry run, no input, format, batch."""
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would be cleared; change nothing."
+        )
+        parser.add_argument(
+            "--no-input",
+            "--noinput",
+            action="store_false",
+            dest="interactive",
+            help="Do not ask for confirmation.",
+        )
+        self.add_format_argument(parser)
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=1000,
+            metavar="N",
+            help="Entries per atomic batch and SCAN step (default: 1000).",
+        )
+
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)

@@ -245,23 +245,13 @@ class TestInterrupt:
     ) -> None:
         populate(redis_client, repositories=1, members=60_000)
         membership = "repository::load/repo0::blobs"
-        process = start(
+        returncode, stdout, stderr = self.interrupted(
             redis_url,
-            "blobcache_clear",
-            "--repository",
-            "load/repo0",
-            "--all",
-            "--no-input",
-            "--batch-size",
-            "10",
-            "--format",
-            "json",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            ["--repository", "load/repo0", "--all"],
+            lambda: redis_client.scard(membership) < 60_000,
+            signum,
         )
-        self.signal_when(process, lambda: redis_client.scard(membership) < 60_000, signum)
-        stdout, stderr = process.communicate(timeout=60)
-        assert process.returncode == status, stderr
+        assert returncode == status, stderr
         summary = json.loads(stdout)
         left = redis_client.scard(membership)
         assert 0 < left < 60_000
@@ -302,21 +292,10 @@ class TestInterrupt:
             manage(redis_url, "blobcache_clear", "--all", "--dry-run", "--format", "json").stdout
         )
         assert dry == {"cleared": 60_000, "keys_deleted": total_keys, "dry_run": True}
-        process = start(
-            redis_url,
-            "blobcache_clear",
-            "--all",
-            "--no-input",
-            "--batch-size",
-            "10",
-            "--format",
-            "json",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        returncode, stdout, stderr = self.interrupted(
+            redis_url, ["--all"], lambda: redis_client.dbsize() < total_keys, signal.SIGTERM
         )
-        self.signal_when(process, lambda: redis_client.dbsize() < total_keys, signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
-        assert process.returncode == 143, stderr
+        assert returncode == 143, stderr
         first = json.loads(stdout)
         assert first["interrupted"] is True
         assert 0 < first["keys_deleted"] == total_keys - redis_client.dbsize()
@@ -328,6 +307,26 @@ class TestInterrupt:
         assert first["cleared"] + again["cleared"] == 60_000
         assert first["keys_deleted"] + again["keys_deleted"] == total_keys
         assert redis_client.dbsize() == 0
+
+    def interrupted(
+        self, url: str, args: list[str], started: Any, signum: int
+    ) -> tuple[int, str, str]:
+        """A large ``blobcache_clear`` in small batches, sent ``signum`` once it has begun."""
+        process = start(
+            url,
+            "blobcache_clear",
+            *args,
+            "--no-input",
+            "--batch-size",
+            "10",
+            "--format",
+            "json",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.signal_when(process, started, signum)
+        stdout, stderr = process.communicate(timeout=60)
+        return process.returncode, stdout, stderr
 
     @staticmethod
     def signal_when(process: subprocess.Popen[str], started: Any, signum: int) -> None:

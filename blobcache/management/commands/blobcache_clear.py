@@ -21,7 +21,6 @@ from blobcache.management.base import (
     EXIT_USAGE,
     BlobcacheCommand,
     confirm,
-    positive_int,
     read_digest_file,
     validated_digests,
 )
@@ -59,24 +58,7 @@ class Command(BlobcacheCommand):
             help="Read more digests from PATH (- for standard input), one a line; blank lines "
             "and lines starting with # are ignored.",
         )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Count what would be cleared; change nothing."
-        )
-        parser.add_argument(
-            "--no-input",
-            "--noinput",
-            action="store_false",
-            dest="interactive",
-            help="Do not ask for confirmation.",
-        )
-        self.add_format_argument(parser)
-        parser.add_argument(
-            "--batch-size",
-            type=positive_int,
-            default=1000,
-            metavar="N",
-            help="Entries per atomic batch and SCAN step (default: 1000).",
-        )
+        self.add_clear_arguments(parser)
 
     def run(self, *args: Any, **options: Any) -> None:
         digests = validated_digests(options["digests"])
