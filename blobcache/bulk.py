@@ -301,6 +301,17 @@ class _Run:
         )
         self.clear_digests_batch = self.client.register_script(scripts.load("clear_digests_batch"))
 
+    def complete(self, walk: Callable[[], None]) -> ClearResult:
+        """Run ``walk``; an interrupt (held back while a batch is in flight) ends it early with
+        the exact counts of the batches done."""
+        interrupted = False
+        try:
+            with translate_redis_errors(self.client):
+                walk()
+        except KeyboardInterrupt:
+            interrupted = True
+        return self.tally.result(self.dry_run, interrupted)
+
     def advance(self, done: int) -> None:
         if self.progress is not None and done:
             self.progress(done)
@@ -707,10 +718,6 @@ class _Run:
                 found_entries[position[digest]] += flag
 
 
-def _finish(run: _Run, interrupted: bool) -> ClearResult:
-    return run.tally.result(run.dry_run, interrupted)
-
-
 def clear_repository_scope(
     cache: DescriptorCache,
     repository: str,
@@ -733,13 +740,7 @@ def clear_repository_scope(
     """
     name = validate_repository_name(repository)
     run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
-    interrupted = False
-    try:
-        with translate_redis_errors(run.client):
-            run.repository_scope(name, sweep=sweep)
-    except KeyboardInterrupt:
-        interrupted = True
-    result = _finish(run, interrupted)
+    result = run.complete(lambda: run.repository_scope(name, sweep=sweep))
     if not dry_run and result.keys_deleted:
         signals.repository_cleared.send(sender=type(cache), repository=name, cleared=result.cleared)
     return result
@@ -761,13 +762,7 @@ def clear_all(
     receives the number of keys scanned.
     """
     run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
-    interrupted = False
-    try:
-        with translate_redis_errors(run.client):
-            run.everything()
-    except KeyboardInterrupt:
-        interrupted = True
-    return _finish(run, interrupted)
+    return run.complete(run.everything)
 
 
 def clear_digests(
@@ -795,38 +790,36 @@ def clear_digests(
     name = None if repository is None else validate_repository_name(repository)
     unique = list(dict.fromkeys(validate_digest(digest) for digest in digests))
     run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
-    interrupted = False
-    try:
-        with translate_redis_errors(run.client):
-            members_before = 0
-            members_removed = 0
-            if name is not None and dry_run:
-                members_before = repository_size(cache, name)
-            remaining: dict[str, int] = {}
-            for batch in _batches(unique, batch_size):
-                entries = [0] * len(batch)
-                try:
-                    if everywhere:
-                        # A sweep over every repository key can be long: signals are honoured
-                        # between its steps, each of which is counted whole.
-                        with _shielded():
-                            run.digests_global(batch, entries)
-                        run.digests_in_repositories(batch, entries, remaining)
+
+    def walk() -> None:
+        members_before = 0
+        members_removed = 0
+        if name is not None and dry_run:
+            members_before = repository_size(cache, name)
+        remaining: dict[str, int] = {}
+        for batch in _batches(unique, batch_size):
+            entries = [0] * len(batch)
+            try:
+                if everywhere:
+                    # A sweep over every repository key can be long: signals are honoured
+                    # between its steps, each of which is counted whole.
                     with _shielded():
-                        if name is not None:
-                            members_removed += run.digests_repository(name, batch, entries)
-                        elif not everywhere:
-                            run.digests_global(batch, entries)
-                        _report_unknown(run, batch, entries, on_unknown)
-                finally:
-                    if not dry_run:
-                        _announce(cache, batch, entries, name)
-                run.advance(len(batch))
-            if dry_run and members_before and members_removed == members_before:
-                run.tally.add(0, 1)
-    except KeyboardInterrupt:
-        interrupted = True
-    return _finish(run, interrupted)
+                        run.digests_global(batch, entries)
+                    run.digests_in_repositories(batch, entries, remaining)
+                with _shielded():
+                    if name is not None:
+                        members_removed += run.digests_repository(name, batch, entries)
+                    elif not everywhere:
+                        run.digests_global(batch, entries)
+                    _report_unknown(run, batch, entries, on_unknown)
+            finally:
+                if not dry_run:
+                    _announce(cache, batch, entries, name)
+            run.advance(len(batch))
+        if dry_run and members_before and members_removed == members_before:
+            run.tally.add(0, 1)
+
+    return run.complete(walk)
 
 
 def _report_unknown(

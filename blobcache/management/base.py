@@ -140,6 +140,21 @@ class BlobcacheCommand(BaseCommand):
     def interrupt_name(self) -> str:
         return signal.Signals(self.interrupted_by or signal.SIGINT).name
 
+    def stop_if_interrupted(self, result: Any) -> None:
+        """After an interrupted clear (its summary already printed): say how far it got, on
+        standard error, and end with 130 or 143. ``result`` has ``interrupted``, ``dry_run``,
+        ``cleared`` and ``keys_deleted``."""
+        if not result.interrupted:
+            return
+        done = "counted" if result.dry_run else "cleared"
+        raise CommandError(
+            f"interrupted by {self.interrupt_name()}: {done} "
+            f"{plural(result.cleared, 'descriptor entry', 'descriptor entries')} "
+            f"({plural(result.keys_deleted, 'key', 'keys')}) before stopping; "
+            "run the same command again to finish",
+            returncode=self.interrupt_status(),
+        )
+
     def print_json(self, value: Any) -> None:
         self.stdout.write(json.dumps(value))
 
@@ -190,6 +205,10 @@ class BlobcacheCommand(BaseCommand):
             message = message.replace(password, "***")
         # One line, whatever the driver put in its reason.
         return " ".join(message.splitlines())
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def _is_terminal(stream: Any) -> bool:

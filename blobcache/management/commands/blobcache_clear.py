@@ -21,6 +21,7 @@ from blobcache.management.base import (
     EXIT_USAGE,
     BlobcacheCommand,
     confirm,
+    plural,
     read_digest_file,
     validated_digests,
 )
@@ -126,23 +127,11 @@ class Command(BlobcacheCommand):
             self.print_json(result.as_dict())
         else:
             self.stdout.write(summary(result))
-        if result.interrupted:
-            done = "counted" if result.dry_run else "cleared"
-            raise CommandError(
-                f"interrupted by {self.interrupt_name()}: {done} "
-                f"{plural(result.cleared, 'descriptor entry', 'descriptor entries')} "
-                f"({plural(result.keys_deleted, 'key', 'keys')}) before stopping; "
-                "run the same command again to finish",
-                returncode=self.interrupt_status(),
-            )
+        self.stop_if_interrupted(result)
         if result.unknown:
             raise CommandError(
                 f"{result.unknown} of {requested} digests were unknown", returncode=EXIT_PARTIAL
             )
-
-
-def plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
 
 
 def summary(result: ClearResult) -> str:
