@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,15 +33,22 @@ _SIZE_TEXT = re.compile(rb"[+-]?[0-9]+")
 
 
 @contextmanager
-def translate_redis_errors(client: Any) -> Iterator[None]:
-    """Turn redis-py exceptions into blobcache's: outages and corrupt entries differ for callers."""
+def translate_redis_errors(client: Any, involved: Sequence[str] = ()) -> Iterator[None]:
+    """Turn redis-py exceptions into blobcache's: outages and corrupt entries differ for callers.
+
+    ``involved`` names the keys of the call, for a WRONGTYPE reply that does not say which key
+    (the scripts name it themselves; plain commands on Cluster do not).
+    """
     try:
         yield
     except redis_errors.ResponseError as error:
         text = str(error)
         if "WRONGTYPE" in text or "BLOBCACHE_CORRUPT" in text:
+            where = ""
+            if "BLOBCACHE_CORRUPT" not in text and involved:
+                where = f" (one of {', '.join(involved)})"
             raise DescriptorCorrupt(
-                f"a cache key holds a value of the wrong type: {_strip_script_noise(text)}"
+                f"a cache key holds a value of the wrong type: {_strip_script_noise(text)}{where}"
             ) from error
         # Everything else (OOM, READONLY, LOADING, MASTERDOWN, NOAUTH...) means Redis cannot
         # serve this call now; the entry itself is not at fault. Said apart from "cannot
@@ -188,7 +195,8 @@ class RepositoryScopedCache:
         validate_digest(digest)
         global_key = keys.global_key(digest)
         repository_key = keys.repository_key(self.repository, digest)
-        with translate_redis_errors(self.client):
+        involved = (self._membership_key, global_key, repository_key)
+        with translate_redis_errors(self.client, involved):
             if self.provider.cluster:
                 member, *fields = self._stat_cluster(digest, global_key, repository_key)
             else:
@@ -239,7 +247,7 @@ class RepositoryScopedCache:
                 keys.global_key(canonical),
                 keys.repository_key(self.repository, canonical),
             ]
-        with translate_redis_errors(self.client):
+        with translate_redis_errors(self.client, write_keys):
             if self.provider.cluster:
                 existed, *fields = self._put_cluster(digest, descriptor, write_keys)
             else:
@@ -281,7 +289,8 @@ class RepositoryScopedCache:
         validate_digest(digest)
         repository_key = keys.repository_key(self.repository, digest)
         global_key = keys.global_key(digest)
-        with translate_redis_errors(self.client):
+        involved = (self._membership_key, repository_key, global_key)
+        with translate_redis_errors(self.client, involved):
             if self.provider.cluster:
                 # Membership first, so no reader sees a member whose hashes are going away.
                 removed = self.client.srem(self._membership_key, digest)

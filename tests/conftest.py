@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,8 @@ from django.test import override_settings
 from pytest_redis import factories
 
 from blobcache.cache import DescriptorCache, get_descriptor_cache
-from blobcache.testing import find_redis_server
+from blobcache.testing import Topology, find_redis_server, start_cluster, start_sentinel
+from tests.topologies import TOPOLOGIES, django_settings_for, flush, raw_client_for
 
 REDIS_SERVER = find_redis_server()
 
@@ -39,14 +41,55 @@ def _django_uses_test_redis(redis_url: str) -> Iterator[None]:
         yield
 
 
-@pytest.fixture()
-def redis_client(redis_server: Any) -> Iterator[redis.Redis]:
-    """A raw client on the test server, emptied before each test, for asserting exact state."""
-    client = redis.Redis(
-        host=redis_server.host, port=redis_server.port, decode_responses=True, protocol=2
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "standalone: the test relies on a single Redis server (MONITOR, CONFIG, MULTI, or the "
+        "standalone-only atomicity guarantee), so it does not run on Sentinel and Cluster",
     )
-    client.flushall()
-    yield client
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The contract suite: every test using ``redis_client``/``cache`` runs on each topology.
+
+    A test that asks for the standalone server itself (``redis_server``/``redis_url``) or is
+    marked ``standalone`` runs on standalone only. ``BLOBCACHE_TEST_TOPOLOGIES`` (comma
+    separated) narrows the list for a quick local run; CI runs all three.
+    """
+    if "topology" not in metafunc.fixturenames:
+        return
+    direct = set(metafunc.definition._fixtureinfo.argnames)
+    marked = metafunc.definition.get_closest_marker
+    # The registry 2.8 under test reaches a single Redis only (no Sentinel, no Cluster).
+    if marked("standalone") or marked("interop") or direct & {"redis_server", "redis_url"}:
+        kinds: tuple[str, ...] = ("standalone",)
+    else:
+        selected = os.environ.get("BLOBCACHE_TEST_TOPOLOGIES")
+        kinds = tuple(selected.split(",")) if selected else TOPOLOGIES
+    metafunc.parametrize("topology", kinds, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def topology(request: pytest.FixtureRequest, redis_server: Any,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    kind = getattr(request, "param", "standalone")
+    if kind == "standalone":
+        yield Topology(kind="standalone", host=redis_server.host, port=redis_server.port)
+        return
+    start = start_sentinel if kind == "sentinel" else start_cluster
+    running = start(tmp_path_factory.mktemp(kind))
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def redis_client(topology: Topology) -> Iterator[Any]:
+    """A raw client on the topology's primary (or the cluster), emptied before each test, for
+    asserting exact state; blobcache is pointed at the same topology for the test."""
+    client = raw_client_for(topology)
+    flush(client)
+    with override_settings(**django_settings_for(topology)):
+        yield client
     client.close()
 
 

@@ -97,6 +97,8 @@ REPOSITORY_WRITES: list[tuple[str, str, Callable[[DescriptorCache], object]]] = 
 @pytest.mark.parametrize(
     ("where", "key", "write"), REPOSITORY_WRITES, ids=[w[0] for w in REPOSITORY_WRITES]
 )
+# Cluster writes are per-slot steps: the all-or-nothing promise is standalone/Sentinel only.
+@pytest.mark.standalone
 @pytest.mark.parametrize("kind", ["string", "list", "zset"])
 def test_repository_write_on_a_wrong_type_key_writes_nothing(
     cache: DescriptorCache,
@@ -111,6 +113,8 @@ def test_repository_write_on_a_wrong_type_key_writes_nothing(
     assert_corrupt_and_unchanged(redis_client, lambda: write(cache), key)
 
 
+# Cluster writes are per-slot steps: the all-or-nothing promise is standalone/Sentinel only.
+@pytest.mark.standalone
 @pytest.mark.parametrize("where", ["membership", "repository hash"])
 def test_a_set_and_a_hash_swapped_is_corrupt_too(
     cache: DescriptorCache, redis_client: redis.Redis, where: str

@@ -196,6 +196,7 @@ def test_client_factory_is_used(factory_target: redis.Redis, redis_client: redis
     assert len(factory_calls) == 1  # resolved once, not per call
 
 
+@pytest.mark.standalone
 def test_changing_the_settings_drops_the_factory_client(factory_target: redis.Redis) -> None:
     with override_settings(BLOBCACHE={"CLIENT_FACTORY": "tests.test_checks.make_test_client"}):
         factory_cache = get_descriptor_cache()
@@ -206,6 +207,7 @@ def test_changing_the_settings_drops_the_factory_client(factory_target: redis.Re
     assert factory_target.dbsize() == 0
 
 
+@pytest.mark.standalone
 @pytest.mark.parametrize(
     "options",
     [

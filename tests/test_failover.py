@@ -23,7 +23,7 @@ WINDOW_LIMIT = 20.0
 
 
 @pytest.fixture(params=["sentinel", "cluster"])
-def topology(request: Any, tmp_path: Any) -> Iterator[Topology]:
+def failover_topology(request: Any, tmp_path: Any) -> Iterator[Topology]:
     start = start_sentinel if request.param == "sentinel" else start_cluster
     running = start(tmp_path)
     yield running
@@ -61,7 +61,8 @@ def _owns(client: Any, slot: int) -> bool:
     return False
 
 
-def test_operations_fail_only_inside_the_failover_window(topology: Topology) -> None:
+def test_operations_fail_only_inside_the_failover_window(failover_topology: Topology) -> None:
+    topology = failover_topology
     digest = "sha256:" + "5a" * 32
     descriptor = Descriptor(digest, 42, "application/octet-stream")
     failures: list[float] = []

@@ -46,10 +46,23 @@ def django_settings_for(topology: Topology) -> dict[str, Any]:
     }
 
 
+class ClusterStateClient(RedisCluster):
+    """A RedisCluster whose whole-database commands ask every primary, as a test's view of the
+    data needs (redis-py sends KEYS and DBSIZE to one node unless told otherwise)."""
+
+    def keys(self, pattern: Any = "*", **kwargs: Any) -> Any:
+        kwargs.setdefault("target_nodes", RedisCluster.PRIMARIES)
+        return super().keys(pattern, **kwargs)
+
+    def dbsize(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("target_nodes", RedisCluster.PRIMARIES)
+        return super().dbsize(**kwargs)
+
+
 def raw_client_for(topology: Topology) -> Any:
     """A decoding client on the topology's primary (or the whole cluster) for asserting state."""
     if topology.kind == "cluster":
-        return RedisCluster(host=topology.host, port=topology.port, decode_responses=True)
+        return ClusterStateClient(host=topology.host, port=topology.port, decode_responses=True)
     if topology.kind == "sentinel":
         return Sentinel(topology.sentinels).master_for(
             topology.service_name, decode_responses=True, protocol=2
