@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import redis
-from django.conf import settings as django_settings
 from django.test import override_settings
 from pytest_redis import factories
 
@@ -23,8 +22,14 @@ redis_server = factories.redis_proc(executable=REDIS_SERVER, host="127.0.0.1", p
 
 
 def caches_for(url: str) -> dict[str, Any]:
-    """The demo project's CACHES, pointed at ``url`` (same timeouts and retries)."""
-    caches = copy.deepcopy(django_settings.CACHES)
+    """The demo project's CACHES, pointed at ``url`` (same timeouts and retries).
+
+    Built from the demo settings module, not from the current settings, which a topology
+    parameter may have switched to Sentinel.
+    """
+    from project import settings as demo_settings
+
+    caches = copy.deepcopy(demo_settings.CACHES)
     caches["default"]["LOCATION"] = url
     return caches
 

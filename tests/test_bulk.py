@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
-from django.test import override_settings
 
 from blobcache import Descriptor, bulk, signals
 from blobcache.bulk import ClearResult
-from blobcache.cache import DescriptorCache, get_descriptor_cache
+from blobcache.cache import DescriptorCache
 from blobcache.exceptions import (
     CacheUnavailable,
     DescriptorCorrupt,
     DigestInvalidLength,
     NameInvalid,
 )
-from blobcache.testing import Topology, start_cluster
 from tests.redis_state import dump
-from tests.topologies import django_settings_for, flush, raw_client_for
 
 LAYER = "application/vnd.oci.image.layer.v1.tar"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -501,90 +497,4 @@ class TestCacheStats:
             "memberships": 0,
             "repository_descriptors": 0,
             "memory_bytes": 0,
-        }
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    topology = start_cluster(tmp_path_factory.mktemp("cluster"), replicas_per_master=0)
-    yield topology
-    topology.stop()
-
-
-@pytest.fixture()
-def on_cluster(cluster: Topology) -> Iterator[tuple[DescriptorCache, Any]]:
-    """The manager on a three-master Cluster, and a raw client, with ``crowded``'s data."""
-    client = raw_client_for(cluster)
-    flush(client)
-    with override_settings(**django_settings_for(cluster)):
-        cache = get_descriptor_cache()
-        assert cache.cluster
-        for member in (D1, D2, D3):
-            put(cache, "foo/bar", member)
-        put(cache, "foo/bar2", D1)
-        put(cache, None, D5)
-        client.sadd("repository::foo/bar::blobs", D4)
-        client.hset(f"repository::foo/bar::blobs::{D5}", "mediatype", CONFIG)
-        client.hset("repository::foo/bar::blobs::garbage", "mediatype", CONFIG)
-        for key, value in NOT_LAYOUT.items():
-            client.set(key, value)
-        client.sadd("repository::foo/baz::blobs", D1)
-        client.hset(f"repository::foo/baz::blobs::{D1}", "mediatype", LAYER)
-        yield cache, client
-    client.close()
-
-
-class TestCluster:
-    """Keys of one entry live in different slots there: per-entry steps, the same numbers."""
-
-    @pytest.mark.parametrize(
-        ("operation", "expected"),
-        [
-            (lambda cache, **kw: bulk.clear_repository_scope(cache, "foo/bar", **kw), (5, 5)),
-            (lambda cache, **kw: bulk.clear_all(cache, batch_size=3, **kw), (11, 13)),
-            (lambda cache, **kw: bulk.clear_digests(cache, [D1, D4, D5], **kw), (2, 2)),
-            (
-                lambda cache, **kw: bulk.clear_digests(cache, [D1, D4], repository="foo/bar", **kw),
-                (3, 2),
-            ),
-            (
-                lambda cache, **kw: bulk.clear_digests(cache, [D1], repository="foo/baz", **kw),
-                (2, 3),
-            ),
-            (lambda cache, **kw: bulk.clear_digests(cache, [D1], everywhere=True, **kw), (4, 6)),
-        ],
-        ids=["repository-scope", "all", "global", "repository", "last-member", "everywhere"],
-    )
-    def test_same_numbers_as_standalone(
-        self, on_cluster: tuple[DescriptorCache, Any], operation: Any, expected: tuple[int, int]
-    ) -> None:
-        cache, client = on_cluster
-        before = dump(client)
-        dry = operation(cache, dry_run=True)
-        assert dump(client) == before
-        real = operation(cache)
-        assert (dry.cleared, dry.keys_deleted, dry.dry_run) == (*expected, True)
-        assert (real.cleared, real.keys_deleted, real.dry_run) == (*expected, False)
-        assert dump(client) != before
-
-    def test_all_leaves_other_keys(self, on_cluster: tuple[DescriptorCache, Any]) -> None:
-        cache, client = on_cluster
-        bulk.clear_all(cache)
-        assert set(client.keys("*", target_nodes=client.PRIMARIES)) == set(NOT_LAYOUT) | {
-            "repository::foo/bar::blobs::garbage"
-        }
-
-    def test_stats(self, on_cluster: tuple[DescriptorCache, Any]) -> None:
-        cache, client = on_cluster
-        layout = [
-            key
-            for key in client.scan_iter()
-            if key not in NOT_LAYOUT and not key.endswith("::garbage")
-        ]
-        assert bulk.cache_stats(cache).as_dict() == {
-            "descriptors": 4,
-            "repositories": 3,
-            "memberships": 6,
-            "repository_descriptors": 6,
-            "memory_bytes": sum(client.memory_usage(key, samples=5) for key in layout),
         }

@@ -25,7 +25,7 @@ def django_settings_for(topology: Topology) -> dict[str, Any]:
     default = caches["default"]
     if topology.kind == "standalone":
         default["LOCATION"] = f"redis://{topology.host}:{topology.port}/0"
-        return {"CACHES": caches, "BLOBCACHE": {}}
+        return {"CACHES": caches}
     if topology.kind == "sentinel":
         default["LOCATION"] = f"redis://{topology.service_name}/0"
         default["OPTIONS"].update(
@@ -36,10 +36,11 @@ def django_settings_for(topology: Topology) -> dict[str, Any]:
                 "SENTINEL_KWARGS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
             }
         )
-        return {"CACHES": caches, "BLOBCACHE": {}}
+        return {"CACHES": caches}
     # Cluster: django-redis cannot talk to it, so blobcache's own cluster client is used.
     return {
         "BLOBCACHE": {
+            **(getattr(django_settings, "BLOBCACHE", None) or {}),
             "CLIENT_FACTORY": "blobcache.connection.cluster_client",
             "CLUSTER_URL": f"redis://{topology.host}:{topology.port}/0",
         }
@@ -67,8 +68,7 @@ def raw_client_for(topology: Topology) -> Any:
         return Sentinel(topology.sentinels).master_for(
             topology.service_name, decode_responses=True, protocol=2
         )
-    return redis.Redis(host=topology.host, port=topology.port, decode_responses=True,
-                       protocol=2)
+    return redis.Redis(host=topology.host, port=topology.port, decode_responses=True, protocol=2)
 
 
 def flush(client: Any) -> None:

@@ -229,7 +229,10 @@ class TestHostReplaceableClasses:
         client.force_authenticate(make_user())
         assert client.get(GLOBAL).status_code == 403
         with override_settings(
-            BLOBCACHE={"PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"]}
+            BLOBCACHE={
+                **settings.BLOBCACHE,
+                "PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+            }
         ):
             assert client.get(GLOBAL).status_code == 404
             assert call(client, "put", GLOBAL).status_code == 201
@@ -239,7 +242,9 @@ class TestHostReplaceableClasses:
         token = Token.objects.create(user=user)
         client = APIClient()
         token_only = ["rest_framework.authentication.TokenAuthentication"]
-        with override_settings(BLOBCACHE={"AUTHENTICATION_CLASSES": token_only}):
+        with override_settings(
+            BLOBCACHE={**settings.BLOBCACHE, "AUTHENTICATION_CLASSES": token_only}
+        ):
             response = client.get(GLOBAL, HTTP_AUTHORIZATION=basic(user.username, "pw-3"))
             assert response.status_code == 401
             assert response["WWW-Authenticate"] == "Token"
@@ -249,7 +254,8 @@ class TestHostReplaceableClasses:
     def test_session_only_host_still_answers_401(self, anonymous: APIClient) -> None:
         with override_settings(
             BLOBCACHE={
-                "AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"]
+                **settings.BLOBCACHE,
+                "AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
             }
         ):
             response = anonymous.get(GLOBAL)
@@ -257,7 +263,9 @@ class TestHostReplaceableClasses:
         assert response["WWW-Authenticate"] == 'Session realm="blobcache"'
 
     def test_throttle_classes(self, api: APIClient) -> None:
-        with override_settings(BLOBCACHE={"THROTTLE_CLASSES": [AlwaysThrottled]}):
+        with override_settings(
+            BLOBCACHE={**settings.BLOBCACHE, "THROTTLE_CLASSES": [AlwaysThrottled]}
+        ):
             response = api.get(GLOBAL)
         assert response.status_code == 429
         assert response["Retry-After"] == "7"

@@ -15,6 +15,9 @@ from tests.api.conftest import OCTET, body
 from tests.api.test_listing import digest_of, walk
 from tests.topologies import django_settings_for, raw_client_for
 
+# Starts a cluster of its own; the topology parameter would only repeat it.
+pytestmark = pytest.mark.standalone
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:

@@ -71,7 +71,7 @@ def outcome(**counts: int) -> dict[str, int]:
 @pytest.fixture()
 def receiver(settings: Any, redis_client: redis.Redis) -> Client:
     """A client the way the registry is one: no session, no CSRF token, just the header."""
-    settings.BLOBCACHE = {"NOTIFICATIONS_SECRET": SECRET}
+    settings.BLOBCACHE = {**settings.BLOBCACHE, "NOTIFICATIONS_SECRET": SECRET}
     return Client(enforce_csrf_checks=True)
 
 
@@ -149,8 +149,17 @@ class TestDeletes:
             {},
         ],
         ids=[
-            "push", "pull", "mount", "unknown-action", "bad-digest", "md5", "bad-name",
-            "no-name", "target-not-object", "no-target", "empty-event",
+            "push",
+            "pull",
+            "mount",
+            "unknown-action",
+            "bad-digest",
+            "md5",
+            "bad-name",
+            "no-name",
+            "target-not-object",
+            "no-target",
+            "empty-event",
         ],
     )
     def test_events_that_clear_nothing_are_200_and_ignored(
@@ -201,10 +210,9 @@ class TestSecret:
         response = send(receiver, raw="{not json", secret="wrong")
         assert response.status_code == 401
 
-    def test_configured_header(
-        self, settings: Any, receiver: Client, shared: redis.Redis
-    ) -> None:
+    def test_configured_header(self, settings: Any, receiver: Client, shared: redis.Redis) -> None:
         settings.BLOBCACHE = {
+            **settings.BLOBCACHE,
             "NOTIFICATIONS_SECRET": SECRET,
             "NOTIFICATIONS_HEADER": "X-Registry-Secret",
         }
@@ -225,7 +233,7 @@ class TestSecret:
     def test_unconfigured_receiver_refuses_everything(
         self, settings: Any, shared: redis.Redis
     ) -> None:
-        settings.BLOBCACHE = {"NOTIFICATIONS_SECRET": None}
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "NOTIFICATIONS_SECRET": None}
         before = dump(shared)
         response = send(Client(), event("delete"))
         assert response.status_code == 503
@@ -277,6 +285,7 @@ class TestMalformed:
         assert response["Allow"] == "POST"
 
 
+@pytest.mark.standalone  # a private standalone server, stopped or frozen
 class TestRedisDown:
     """The registry waits for the answer before sending the next envelope: 503 within 1 s."""
 

@@ -24,6 +24,9 @@ from blobcache.testing import start_redis_process
 from tests.api.test_access import OPERATIONS, call
 from tests.conftest import caches_for
 
+# Each test stops or freezes a private standalone server of its own.
+pytestmark = pytest.mark.standalone
+
 DEADLINE = 2.0
 
 

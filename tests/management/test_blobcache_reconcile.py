@@ -57,7 +57,11 @@ class TestOutput:
 
     def test_json_lists_the_digests_cleared(self, stale: redis.Redis, tree: StorageTree) -> None:
         outcome = run(
-            "blobcache_reconcile", "--storage-root", str(tree.root), "--no-input", "--format",
+            "blobcache_reconcile",
+            "--storage-root",
+            str(tree.root),
+            "--no-input",
+            "--format",
             "json",
         )
         assert (outcome.status, outcome.stderr) == (0, "")
@@ -77,21 +81,36 @@ class TestOutput:
         text = run("blobcache_reconcile", "--storage-root", str(tree.root), "--no-input")
         assert text.stdout == (
             "Cleared 0 descriptor entries, deleted 0 keys, by reason:\n"
-            + "".join(f"  {reason}: 0\n" for reason in (
-                MEMBERSHIP_UNLINKED, MEMBERSHIP_DATA_MISSING, ORPHAN_REPOSITORY_HASH,
-                GLOBAL_DATA_MISSING,
-            ))
+            + "".join(
+                f"  {reason}: 0\n"
+                for reason in (
+                    MEMBERSHIP_UNLINKED,
+                    MEMBERSHIP_DATA_MISSING,
+                    ORPHAN_REPOSITORY_HASH,
+                    GLOBAL_DATA_MISSING,
+                )
+            )
         )
         document = run(
-            "blobcache_reconcile", "--storage-root", str(tree.root), "--format", "json",
+            "blobcache_reconcile",
+            "--storage-root",
+            str(tree.root),
+            "--format",
+            "json",
             "--dry-run",
         )
         assert json.loads(document.stdout)["digests"] == []
 
     def test_verbose_text_lists_each_entry(self, stale: redis.Redis, tree: StorageTree) -> None:
         outcome = run(
-            "blobcache_reconcile", "--storage-root", str(tree.root), "--no-input",
-            "--repository", APP, "--verbosity", "2",
+            "blobcache_reconcile",
+            "--storage-root",
+            str(tree.root),
+            "--no-input",
+            "--repository",
+            APP,
+            "--verbosity",
+            "2",
         )
         lines = outcome.stdout.splitlines()
         assert sorted(lines[:2]) == [
@@ -118,8 +137,14 @@ class TestOutput:
     def test_repository_scope(self, stale: redis.Redis, tree: StorageTree) -> None:
         before = dump(stale)
         outcome = run(
-            "blobcache_reconcile", "--storage-root", str(tree.root), "--repository", APP,
-            "--no-input", "--format", "json",
+            "blobcache_reconcile",
+            "--storage-root",
+            str(tree.root),
+            "--repository",
+            APP,
+            "--no-input",
+            "--format",
+            "json",
         )
         document = in_order(json.loads(outcome.stdout))
         assert document["repository"] == APP
@@ -135,7 +160,7 @@ class TestOutput:
     def test_storage_root_from_settings(
         self, stale: redis.Redis, tree: StorageTree, settings: object
     ) -> None:
-        settings.BLOBCACHE = {"STORAGE_ROOT": str(tree.root)}  # type: ignore[attr-defined]
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE_ROOT": str(tree.root)}  # type: ignore[attr-defined]
         outcome = run("blobcache_reconcile", "--no-input", "--dry-run", "--format", "json")
         assert json.loads(outcome.stdout)["cleared"] == 5
 
@@ -189,9 +214,7 @@ class TestBadInput:
         before = dump(stale)
         outcome = run("blobcache_reconcile", "--storage-root", str(tree.root))
         assert outcome.status == 1
-        assert outcome.stderr.startswith(
-            "refusing to clear the cache entries at 127.0.0.1:"
-        )
+        assert outcome.stderr.startswith("refusing to clear the cache entries at ")
         assert f"that {tree.root} no longer backs without confirmation" in outcome.stderr
         assert dump(stale) == before
 
@@ -217,7 +240,10 @@ class TestProcesses:
         started = time.monotonic()
         result = manage(
             f"redis://:hunter2@127.0.0.1:{closed_port}/0",
-            "blobcache_reconcile", "--storage-root", str(tree.root), "--no-input",
+            "blobcache_reconcile",
+            "--storage-root",
+            str(tree.root),
+            "--no-input",
         )
         assert time.monotonic() - started < 10
         assert (result.returncode, result.stdout) == (3, "")
@@ -245,8 +271,16 @@ class TestProcesses:
         membership = "repository::load/repo0::blobs"
         process = start(
             redis_url,
-            "blobcache_reconcile", "--storage-root", str(tree.root), "--repository",
-            "load/repo0", "--no-input", "--batch-size", "10", "--format", "json",
+            "blobcache_reconcile",
+            "--storage-root",
+            str(tree.root),
+            "--repository",
+            "load/repo0",
+            "--no-input",
+            "--batch-size",
+            "10",
+            "--format",
+            "json",
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -278,8 +312,15 @@ class TestProcesses:
         assert hashes == redis_client.smembers(membership)
 
         again = manage(
-            redis_url, "blobcache_reconcile", "--storage-root", str(tree.root), "--repository",
-            "load/repo0", "--no-input", "--format", "json",
+            redis_url,
+            "blobcache_reconcile",
+            "--storage-root",
+            str(tree.root),
+            "--repository",
+            "load/repo0",
+            "--no-input",
+            "--format",
+            "json",
         )
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["cleared"] == left
@@ -295,8 +336,15 @@ class TestTerminal:
         populate(redis_client, repositories=1, members=3000)
         status, stdout, terminal = _ClearTerminal().run_on_terminal(
             redis_url,
-            ["blobcache_reconcile", "--storage-root", str(tree.root), "--repository", "load/repo0",
-             "--batch-size", "100"],
+            [
+                "blobcache_reconcile",
+                "--storage-root",
+                str(tree.root),
+                "--repository",
+                "load/repo0",
+                "--batch-size",
+                "100",
+            ],
             "yes",
         )
         assert status == 0, terminal
