@@ -54,6 +54,14 @@ class Command(BlobcacheCommand):
             help="Clear the digests' global entries and their entries in every repository.",
         )
         parser.add_argument(
+            "--sweep",
+            action="store_true",
+            help="With --repository --all: also find repository hashes that have no membership "
+            "(left by older registries or by eviction) with one SCAN of the whole database. "
+            "Without it the clear walks only the repository's own set, so its cost grows with "
+            "the repository, not with the database.",
+        )
+        parser.add_argument(
             "--from-file",
             metavar="PATH",
             help="Read more digests from PATH (- for standard input), one a line; blank lines "
@@ -77,7 +85,9 @@ class Command(BlobcacheCommand):
             with self.progress_bar(
                 lambda: bulk.repository_size(cache, repository), "members"
             ) as bar:
-                result = bulk.clear_repository_scope(cache, repository, progress=bar, **common)
+                result = bulk.clear_repository_scope(
+                    cache, repository, progress=bar, sweep=options["sweep"], **common
+                )
             self.report(options, result)
         elif options["all"]:
             self._confirm(options, f"delete every key of the registry's cache layout at {where}")
@@ -110,6 +120,8 @@ class Command(BlobcacheCommand):
             problem = "--everywhere and --repository cannot be combined"
         elif not options["all"] and not given:
             problem = "give digests, --from-file, or --all"
+        elif options["sweep"] and not (options["all"] and options["repository"] is not None):
+            problem = "--sweep goes with --repository NAME --all"
         else:
             return
         raise CommandError(f"Error: {problem}", returncode=EXIT_USAGE)

@@ -39,8 +39,8 @@ def test_repository_digests_with_3_1_semantics(crowded: redis.Redis) -> None:
     assert crowded.exists(f"blobs::{D1}") == 0
 
 
-def test_repository_scope(crowded: redis.Redis) -> None:
-    outcome = run("blobcache_clear", "--repository", "foo/bar", "--all", "--no-input")
+def test_repository_scope_with_sweep(crowded: redis.Redis) -> None:
+    outcome = run("blobcache_clear", "--repository", "foo/bar", "--all", "--sweep", "--no-input")
     assert (outcome.status, outcome.stderr) == (0, "")
     assert outcome.stdout == "Cleared 5 descriptor entries, deleted 5 keys.\n"
     assert set(crowded.keys("repository::foo/bar::*")) == {
@@ -48,6 +48,28 @@ def test_repository_scope(crowded: redis.Redis) -> None:
         *(key for key in NOT_LAYOUT if key.startswith("repository::foo/bar::")),
     }
     assert crowded.exists(f"blobs::{D1}", f"blobs::{D2}", f"blobs::{D3}") == 3
+
+
+def test_repository_scope_walks_only_the_set_without_sweep(crowded: redis.Redis) -> None:
+    """Without --sweep the cost grows with the repository: the D5 hash without membership,
+    found only by a whole-database SCAN, stays."""
+    outcome = run("blobcache_clear", "--repository", "foo/bar", "--all", "--no-input")
+    assert (outcome.status, outcome.stderr) == (0, "")
+    assert outcome.stdout == "Cleared 4 descriptor entries, deleted 4 keys.\n"
+    assert set(crowded.keys("repository::foo/bar::*")) == {
+        f"repository::foo/bar::blobs::{D5}",
+        "repository::foo/bar::blobs::garbage",
+        *(key for key in NOT_LAYOUT if key.startswith("repository::foo/bar::")),
+    }
+
+
+@pytest.mark.parametrize("args", [["--sweep", "--all"], ["--sweep", "--repository", "foo/bar", D1]])
+def test_sweep_only_goes_with_a_repository_scope(crowded: redis.Redis, args: list[str]) -> None:
+    before = dump(crowded)
+    outcome = run("blobcache_clear", *args, "--no-input")
+    assert outcome.status == 2
+    assert outcome.stderr == "Error: --sweep goes with --repository NAME --all\n"
+    assert dump(crowded) == before
 
 
 def test_everywhere_counts_the_global_entry_and_each_repository(crowded: redis.Redis) -> None:
