@@ -46,9 +46,14 @@ from typing import Any  # noqa: E402
 
 
 def _free_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
     import port_for
 
-    return int(port_for.select_random())
+    for _ in range(100):
+        port = int(port_for.select_random(ports=set(range(10000, 55000))))
+        if port_for.is_available(port + 10000):
+            return port
+    raise RuntimeError("no free port pair (port, port + 10000) found")
 
 
 def start_redis_process(
