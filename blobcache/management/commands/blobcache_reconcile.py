@@ -24,7 +24,6 @@ from blobcache.management.base import (
     EXIT_USAGE,
     BlobcacheCommand,
     confirm,
-    positive_int,
 )
 from blobcache.management.commands.blobcache_clear import plural
 from blobcache.reconcile import REASONS, ClearedEntry, ReconcileResult, reconcile
@@ -51,26 +50,7 @@ class Command(BlobcacheCommand):
             metavar="NAME",
             help="Reconcile only this repository's entries; global entries are left alone.",
         )
-        parser.add_argument(
-            "--dry-run",
-            action="store_true",
-            help="Report what would be cleared; change nothing.",
-        )
-        parser.add_argument(
-            "--no-input",
-            "--noinput",
-            action="store_false",
-            dest="interactive",
-            help="Do not ask for confirmation.",
-        )
-        self.add_format_argument(parser)
-        parser.add_argument(
-            "--batch-size",
-            type=positive_int,
-            default=1000,
-            metavar="N",
-            help="Entries per atomic batch and SCAN step (default: 1000).",
-        )
+        self.add_clear_arguments(parser)
 
     def run(self, *args: Any, **options: Any) -> None:
         repository = options["repository"]
