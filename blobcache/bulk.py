@@ -94,7 +94,7 @@ _SHIELDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
-def _shielded() -> Iterator[None]:
+def shielded_from_interrupts() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back while one batch is sent and its reply read.
 
     Without this, Ctrl-C between sending a script and reading its reply would lose the batch's
@@ -130,12 +130,12 @@ def glob_escape(text: str) -> str:
     return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
-def _text(value: Any) -> str:
+def key_text(value: Any) -> str:
     # Latin-1 never fails; a non-ASCII key then simply fails the (ASCII-only) grammars.
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
-def _is_valid_digest(text: str) -> bool:
+def is_valid_digest(text: str) -> bool:
     try:
         validate_digest(text)
     except DigestInvalid:
@@ -186,8 +186,8 @@ def _split_members(members: Sequence[Any]) -> tuple[list[str], list[Any]]:
     valid: list[str] = []
     invalid: list[Any] = []
     for member in members:
-        text = _text(member)
-        if _is_valid_digest(text):
+        text = key_text(member)
+        if is_valid_digest(text):
             valid.append(text)
         else:
             invalid.append(member)
@@ -199,7 +199,7 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _check_batch_size(batch_size: int) -> None:
+def check_batch_size(batch_size: int) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
 
@@ -248,10 +248,10 @@ class LayoutKeys:
 
     def classify(self, key: Any) -> tuple[str, str, str] | None:
         """``(shape, repository, digest)`` of a layout key (empty strings where absent), or None."""
-        text = _text(key)
+        text = key_text(key)
         if text.startswith(_GLOBAL_PREFIX):
             digest = text[len(_GLOBAL_PREFIX) :]
-            return (GLOBAL, "", digest) if _is_valid_digest(digest) else None
+            return (GLOBAL, "", digest) if is_valid_digest(digest) else None
         if not text.startswith(_REPOSITORY_PREFIX):
             return None
         rest = text[len(_REPOSITORY_PREFIX) :]
@@ -265,7 +265,7 @@ class LayoutKeys:
         if not tail.startswith(_DIGEST_SEPARATOR):
             return None
         digest = tail[len(_DIGEST_SEPARATOR) :]
-        if _is_valid_digest(digest) and self.is_name(name):
+        if is_valid_digest(digest) and self.is_name(name):
             return (REPOSITORY, name, digest)
         return None
 
@@ -284,7 +284,7 @@ class _Run:
         batch_size: int,
         progress: Progress | None,
     ) -> None:
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         self.client = cache.client
         self.dry_run = dry_run
         self.mode = _COUNT if dry_run else _CLEAR
@@ -317,7 +317,7 @@ class _Run:
             self.progress(done)
 
     def key_type(self, key: str) -> str:
-        return _text(self.client.type(key))
+        return key_text(self.client.type(key))
 
     def scan(self, pattern: str | None, count: int) -> Iterator[Sequence[Any]]:
         return _scan_chunks(self.client, pattern, count, self.batch_size)
@@ -375,14 +375,14 @@ class _Run:
         pipe = self.client.pipeline(transaction=False)
         calls = self.queue_groups(pipe, groups, kind)
         # Counting inside the shield: a signal held back is re-raised as the block ends.
-        with _shielded():
+        with shielded_from_interrupts():
             return self.settle_groups(calls, pipe.execute())
 
     def groups_in_steps(self, groups: Sequence[Group], kind: str) -> list[list[int]]:
         """The batch script's semantics for Cluster, one entry at a time, membership first."""
         clear = not self.dry_run
         result: list[list[int]] = []
-        with _shielded():
+        with shielded_from_interrupts():
             for name, digests, extras in groups:
                 membership = keys.membership_key(name)
                 is_set = self.key_type(membership) == "set"
@@ -424,7 +424,7 @@ class _Run:
         if self.dry_run:
             self.tally.add(0, 1)
             return
-        with _shielded():
+        with shielded_from_interrupts():
             self.tally.add(0, self.client.delete(key))
 
     def members(
@@ -473,10 +473,10 @@ class _Run:
         for found in self.scan(pattern, max(self.batch_size, SWEEP_SCAN_COUNT)):
             digests: dict[str, None] = {}
             for key in found:
-                text = _text(key)
+                text = key_text(key)
                 digest = text[len(prefix) :]
                 # The pattern's ``*`` also matches longer suffixes: only a valid digest counts.
-                if text.startswith(prefix) and _is_valid_digest(digest):
+                if text.startswith(prefix) and is_valid_digest(digest):
                     digests[digest] = None
             self.repository_batch(repository, list(digests), _ORPHANS)
 
@@ -519,7 +519,7 @@ class _Run:
             else:
                 pipe.unlink(*global_keys)
         calls = self.queue_groups(pipe, groups, _HASHES)
-        with _shielded():
+        with shielded_from_interrupts():
             replies = pipe.execute()
             if global_keys:
                 removed = int(replies.pop(0))
@@ -528,7 +528,7 @@ class _Run:
 
     def everything_batch_in_steps(self, global_keys: list[Any], groups: list[Group]) -> None:
         if global_keys:
-            with _shielded():
+            with shielded_from_interrupts():
                 # redis-py splits a multi-key EXISTS or UNLINK by slot and adds the replies up.
                 if self.dry_run:
                     removed = int(self.client.exists(*global_keys))
@@ -803,10 +803,10 @@ def clear_digests(
                 if everywhere:
                     # A sweep over every repository key can be long: signals are honoured
                     # between its steps, each of which is counted whole.
-                    with _shielded():
+                    with shielded_from_interrupts():
                         run.digests_global(batch, entries)
                     run.digests_in_repositories(batch, entries, remaining)
-                with _shielded():
+                with shielded_from_interrupts():
                     if name is not None:
                         members_removed += run.digests_repository(name, batch, entries)
                     elif not everywhere:
@@ -885,7 +885,7 @@ def cache_stats(
     of every layout key (with ``samples`` nested values sampled per key; 0 means all of them).
     ``progress`` receives the number of keys scanned.
     """
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     layout = LayoutKeys()
     client = cache.client
     totals = {GLOBAL: 0, MEMBERSHIP: 0, REPOSITORY: 0}
@@ -927,7 +927,7 @@ def repository_size(cache: DescriptorCache, repository: str) -> int:
     """The number of members of a repository (SCARD), e.g. as a progress bar's total."""
     name = validate_repository_name(repository)
     with translate_redis_errors(cache.client):
-        if _text(cache.client.type(keys.membership_key(name))) != "set":
+        if key_text(cache.client.type(keys.membership_key(name))) != "set":
             return 0
         return int(cache.client.scard(keys.membership_key(name)))
 

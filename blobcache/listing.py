@@ -61,7 +61,7 @@ class RepositoryCount:
     members: int
 
 
-def _text(value: Any) -> str:
+def key_text(value: Any) -> str:
     # Keys and members written by someone else may not be UTF-8; they are still shown.
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
@@ -104,7 +104,7 @@ def list_members(scoped: RepositoryScopedCache, cursor: int, page_size: int) -> 
             cursor,
             page_size,
         )
-        digests = [_text(digest) for digest in raw_digests]
+        digests = [key_text(digest) for digest in raw_digests]
         pipeline = client.pipeline(transaction=False)
         for digest in digests:
             pipeline.hmget(keys.global_key(digest), keys.DESCRIPTOR_FIELDS)
@@ -150,7 +150,7 @@ def list_repositories(cache: DescriptorCache, cursor: int, page_size: int) -> Pa
             pipeline.scard(key)
         counts = pipeline.execute(raise_on_error=False) if raw_keys else []
     repositories = [
-        RepositoryCount(_repository_of(_text(key)), members)
+        RepositoryCount(_repository_of(key_text(key)), members)
         for key, members in zip(raw_keys, counts, strict=True)
         # A set removed (or replaced) since SCAN saw it no longer names a repository.
         if isinstance(members, int) and members > 0

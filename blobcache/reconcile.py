@@ -43,11 +43,11 @@ from blobcache.bulk import (
     REPOSITORY_KEYS_PATTERN,
     SWEEP_SCAN_COUNT,
     LayoutKeys,
-    _check_batch_size,
-    _is_valid_digest,
-    _shielded,
-    _text,
+    check_batch_size,
     glob_escape,
+    is_valid_digest,
+    key_text,
+    shielded_from_interrupts,
 )
 from blobcache.cache import (
     DescriptorCache,
@@ -244,7 +244,7 @@ class _Reconciliation:
     def repository_members(self, repository: str) -> None:
         """Walk one membership set with SSCAN; stale members go in batches with their hashes."""
         membership = keys.membership_key(repository)
-        kind = _text(self.client.type(membership))
+        kind = key_text(self.client.type(membership))
         if kind == "none":
             return
         if kind != "set":
@@ -257,9 +257,9 @@ class _Reconciliation:
         pending: list[_Candidate] = []
         examined = 0
         for member in self.client.sscan_iter(membership, count=self.batch_size):
-            digest = _text(member)
+            digest = key_text(member)
             examined += 1
-            if not _is_valid_digest(digest):
+            if not is_valid_digest(digest):
                 # The registries 2.3 to 2.8.2 accepted upper-case hex: no storage path to check.
                 self.skipped += 1
             else:
@@ -367,7 +367,7 @@ class _Reconciliation:
         if not confirmed:
             return 0
         removed = 0
-        with _shielded():
+        with shielded_from_interrupts():
             sets_deleted, flags = self.apply_repository(kind, confirmed)
             self.keys_deleted += sets_deleted
             for (repository, digest, reason), flag in zip(confirmed, flags, strict=True):
@@ -404,7 +404,7 @@ class _Reconciliation:
         for repository, digest, _ in batch:
             membership = keys.membership_key(repository)
             if membership not in is_set:
-                is_set[membership] = _text(self.client.type(membership)) == "set"
+                is_set[membership] = key_text(self.client.type(membership)) == "set"
             member = is_set[membership] and bool(self.client.sismember(membership, digest))
             flag = 0
             if not (kind == _ORPHANS and member):
@@ -413,7 +413,7 @@ class _Reconciliation:
                     if clear:
                         self.client.srem(membership, digest)
                 repository_key = keys.repository_key(repository, digest)
-                if _text(self.client.type(repository_key)) == "hash":
+                if key_text(self.client.type(repository_key)) == "hash":
                     flag |= _HASH_DELETED
                     if clear:
                         self.client.delete(repository_key)
@@ -434,17 +434,17 @@ class _Reconciliation:
             pipe.hget(key, keys.FIELD_DIGEST)
         # A key of another type answers WRONGTYPE here; the script leaves it alone anyway.
         canonical = [
-            None if isinstance(value, Exception) or value is None else _text(value)
+            None if isinstance(value, Exception) or value is None else key_text(value)
             for value in pipe.execute(raise_on_error=False)
         ]
         confirmed = [
             (key, digest)
             for key, digest, named in zip(global_keys, candidates, canonical, strict=True)
-            if not self.global_backed(digest, named if named and _is_valid_digest(named) else None)
+            if not self.global_backed(digest, named if named and is_valid_digest(named) else None)
         ]
         if not confirmed:
             return
-        with _shielded():
+        with shielded_from_interrupts():
             if self.cluster:
                 # One key per call: a script may only touch keys of one slot.
                 flags = [
@@ -490,7 +490,7 @@ def reconcile(
     be read.
     """
     name = None if repository is None else validate_repository_name(repository)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     storage = RegistryStorage.open(storage_root)
     cache = cache if cache is not None else get_descriptor_cache()
     run = _Reconciliation(
