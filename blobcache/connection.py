@@ -72,7 +72,12 @@ def describe_client(client: Any) -> str:
             return str(kwargs["path"])
         service = getattr(pool, "service_name", None)
         if service:
-            return f"sentinel service {service}"
+            sentinels = getattr(getattr(pool, "sentinel_manager", None), "sentinels", [])
+            addresses = ",".join(
+                "{host}:{port}".format(**sentinel.connection_pool.connection_kwargs)
+                for sentinel in sentinels[:3]
+            )
+            return f"sentinel service {service} ({addresses})" if addresses else service
         return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
     except AttributeError:
         nodes = getattr(client, "startup_nodes", None) or getattr(client, "nodes_manager", None)
