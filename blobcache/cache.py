@@ -146,6 +146,29 @@ class DescriptorCache:
         # registry's (no hash tags possible), so on Cluster it runs as ordered per-slot steps.
         self.cluster = is_cluster_client(client)
 
+    def eviction_policies(self) -> dict[str, str] | None:
+        """``maxmemory-policy`` of each primary (one entry outside Cluster), or ``None`` when the
+        server does not let CONFIG GET through (managed services often rename or forbid it).
+
+        The registry's docs require ``allkeys-lru``: with ``noeviction`` a full Redis refuses
+        every cache write, the registry's and blobcache's alike.
+        """
+        with translate_redis_errors(self.client):
+            try:
+                if self.cluster:
+                    replies = self.client.config_get(
+                        "maxmemory-policy", target_nodes=self.client.PRIMARIES
+                    )
+                else:
+                    replies = {"": self.client.config_get("maxmemory-policy")}
+            except redis_errors.ResponseError:
+                return None
+        return {
+            node: _as_text(reply.get("maxmemory-policy") or reply.get(b"maxmemory-policy"),
+                           "policy")
+            for node, reply in replies.items()
+        }
+
     def repository_scoped(self, name: str) -> RepositoryScopedCache:
         """A service for one repository; validates the name and sends nothing to Redis."""
         return RepositoryScopedCache(self, validate_repository_name(name))

@@ -1,11 +1,11 @@
-"""System checks: static configuration only; no check opens a Redis connection."""
+"""System checks: static configuration by default; only ``check --deploy`` talks to Redis."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from blobcache.conf import blobcache_settings
@@ -15,6 +15,10 @@ E001 = "blobcache.E001"  # the cache alias is not configured
 E002 = "blobcache.E002"  # the cache alias is not a django-redis backend
 E003 = "blobcache.E003"  # CLIENT_FACTORY cannot be imported or is not callable
 E004 = "blobcache.E004"  # BLOBCACHE is not a dict or holds unknown keys
+W001 = "blobcache.W001"  # (deploy) Redis cannot be reached
+W002 = "blobcache.W002"  # (deploy) maxmemory-policy is not allkeys-lru
+
+REQUIRED_EVICTION_POLICY = "allkeys-lru"
 
 DJANGO_REDIS_BACKEND = "django_redis.cache.RedisCache"
 
@@ -82,3 +86,39 @@ def check_connection_source(app_configs: Any = None, **kwargs: Any) -> list[Chec
             )
         ]
     return []
+
+
+@register(Tags.caches, deploy=True)
+def check_redis_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Only under ``check --deploy``: checks run before most commands and must not need Redis."""
+    if check_settings() or check_connection_source():
+        return []  # the static checks already report what is wrong
+    from blobcache.cache import get_descriptor_cache
+    from blobcache.exceptions import CacheUnavailable
+
+    try:
+        policies = get_descriptor_cache().eviction_policies()
+    except CacheUnavailable as error:
+        return [
+            Warning(
+                str(error),
+                hint="The API will answer 503 and the commands exit 3 until Redis is reachable.",
+                id=W001,
+            )
+        ]
+    wrong = {
+        node: policy
+        for node, policy in (policies or {}).items()
+        if policy != REQUIRED_EVICTION_POLICY
+    }
+    if not wrong:
+        return []
+    where = ", ".join(f"{node}: {policy}" if node else policy for node, policy in wrong.items())
+    return [
+        Warning(
+            f"Redis maxmemory-policy is {where}, not {REQUIRED_EVICTION_POLICY}.",
+            hint="The registry's documentation requires allkeys-lru for its blob descriptor "
+            "cache; with noeviction a full Redis refuses every cache write.",
+            id=W002,
+        )
+    ]
