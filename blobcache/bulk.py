@@ -11,7 +11,6 @@ held back while a batch is in flight and honoured between batches, so the counts
 
 from __future__ import annotations
 
-import re
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -122,18 +121,6 @@ def shielded_from_interrupts() -> Iterator[None]:
 
 # --- key names -----------------------------------------------------------------------------------
 
-_GLOB_SPECIAL = re.compile(r"([\\\[\]*?])")
-
-
-def glob_escape(text: str) -> str:
-    """Escape SCAN MATCH metacharacters: IPv6 domains put ``[`` and ``]`` in repository names."""
-    return _GLOB_SPECIAL.sub(r"\\\1", text)
-
-
-def key_text(value: Any) -> str:
-    # Latin-1 never fails; a non-ASCII key then simply fails the (ASCII-only) grammars.
-    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
-
 
 def is_valid_digest(text: str) -> bool:
     try:
@@ -186,7 +173,7 @@ def _split_members(members: Sequence[Any]) -> tuple[list[str], list[Any]]:
     valid: list[str] = []
     invalid: list[Any] = []
     for member in members:
-        text = key_text(member)
+        text = keys.key_text(member)
         if is_valid_digest(text):
             valid.append(text)
         else:
@@ -211,9 +198,6 @@ _REPOSITORY_PREFIX = keys.REPOSITORY_PREFIX
 _MEMBERSHIP_SUFFIX = keys.MEMBERSHIP_SUFFIX
 # What separates a membership key from the digest in a repository hash key ("::").
 _DIGEST_SEPARATOR = keys.repository_key("r", "")[len(keys.membership_key("r")) :]
-#: SCAN MATCH patterns of the layout, built from keys.py so that the shapes live in one place.
-REPOSITORY_KEYS_PATTERN = glob_escape(_REPOSITORY_PREFIX) + "*"
-MEMBERSHIP_KEYS_PATTERN = keys.membership_key("*")
 
 GLOBAL = "global"
 MEMBERSHIP = "membership"
@@ -248,7 +232,7 @@ class LayoutKeys:
 
     def classify(self, key: Any) -> tuple[str, str, str] | None:
         """``(shape, repository, digest)`` of a layout key (empty strings where absent), or None."""
-        text = key_text(key)
+        text = keys.key_text(key)
         if text.startswith(_GLOBAL_PREFIX):
             digest = text[len(_GLOBAL_PREFIX) :]
             return (GLOBAL, "", digest) if is_valid_digest(digest) else None
@@ -317,7 +301,7 @@ class _Run:
             self.progress(done)
 
     def key_type(self, key: str) -> str:
-        return key_text(self.client.type(key))
+        return keys.key_text(self.client.type(key))
 
     def scan(self, pattern: str | None, count: int) -> Iterator[Sequence[Any]]:
         return _scan_chunks(self.client, pattern, count, self.batch_size)
@@ -469,11 +453,11 @@ class _Run:
         nothing, counts only hashes whose digest is not a member.
         """
         prefix = keys.repository_key(repository, "")
-        pattern = keys.repository_key(glob_escape(repository), "*")
+        pattern = keys.repository_hashes_pattern(repository)
         for found in self.scan(pattern, max(self.batch_size, SWEEP_SCAN_COUNT)):
             digests: dict[str, None] = {}
             for key in found:
-                text = key_text(key)
+                text = keys.key_text(key)
                 digest = text[len(prefix) :]
                 # The pattern's ``*`` also matches longer suffixes: only a valid digest counts.
                 if text.startswith(prefix) and is_valid_digest(digest):
@@ -650,7 +634,7 @@ class _Run:
         """
         position = {digest: index for index, digest in enumerate(batch)}
         count = max(self.batch_size, SWEEP_SCAN_COUNT)
-        for found in self.scan(REPOSITORY_KEYS_PATTERN, count):
+        for found in self.scan(keys.REPOSITORY_KEYS_PATTERN, count):
             sets: list[str] = []
             targets: dict[str, list[str]] = {}
             for key in found:
@@ -927,7 +911,7 @@ def repository_size(cache: DescriptorCache, repository: str) -> int:
     """The number of members of a repository (SCARD), e.g. as a progress bar's total."""
     name = validate_repository_name(repository)
     with translate_redis_errors(cache.client):
-        if key_text(cache.client.type(keys.membership_key(name))) != "set":
+        if keys.key_text(cache.client.type(keys.membership_key(name))) != "set":
             return 0
         return int(cache.client.scard(keys.membership_key(name)))
 

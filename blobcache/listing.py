@@ -61,13 +61,6 @@ class RepositoryCount:
     members: int
 
 
-def key_text(value: Any) -> str:
-    # Keys and members written by someone else may not be UTF-8; they are still shown.
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="backslashreplace")
-    return str(value)
-
-
 def _walk(
     scan: Callable[[int, int], tuple[int, Sequence[Any]]], cursor: int, page_size: int
 ) -> tuple[list[Any], int]:
@@ -104,7 +97,7 @@ def list_members(scoped: RepositoryScopedCache, cursor: int, page_size: int) -> 
             cursor,
             page_size,
         )
-        digests = [key_text(digest) for digest in raw_digests]
+        digests = [keys.key_text(digest) for digest in raw_digests]
         pipeline = client.pipeline(transaction=False)
         for digest in digests:
             pipeline.hmget(keys.global_key(digest), keys.DESCRIPTOR_FIELDS)
@@ -134,7 +127,7 @@ def _member_descriptor(fields: Any, override: Any) -> Descriptor | None:
 def list_repositories(cache: DescriptorCache, cursor: int, page_size: int) -> Page[RepositoryCount]:
     """One page of repository names (from their membership sets) with their member counts."""
     client = cache.client
-    pattern = keys.membership_key("*")
+    pattern = keys.MEMBERSHIP_KEYS_PATTERN
 
     def scan(at: int, count: int) -> tuple[int, Sequence[Any]]:
         return client.scan(cursor=at, match=pattern, count=count, _type="set")
@@ -150,7 +143,7 @@ def list_repositories(cache: DescriptorCache, cursor: int, page_size: int) -> Pa
             pipeline.scard(key)
         counts = pipeline.execute(raise_on_error=False) if raw_keys else []
     repositories = [
-        RepositoryCount(_repository_of(key_text(key)), members)
+        RepositoryCount(keys.repository_of_membership_key(keys.key_text(key)), members)
         for key, members in zip(raw_keys, counts, strict=True)
         # A set removed (or replaced) since SCAN saw it no longer names a repository.
         if isinstance(members, int) and members > 0
@@ -181,8 +174,3 @@ def _cluster_scan(client: Any, pattern: str) -> Callable[[int, int], tuple[int, 
         return (index << NODE_CURSOR_BITS) | node_cursor, batch
 
     return scan
-
-
-def _repository_of(membership_key: str) -> str:
-    # Sliced, not split: an IPv6 domain ("[::1]:5000/app") puts colons inside the name.
-    return membership_key[len(keys.REPOSITORY_PREFIX) : -len(keys.MEMBERSHIP_SUFFIX)]

@@ -40,13 +40,10 @@ from blobcache.bulk import (
     GLOBAL,
     MEMBERSHIP,
     REPOSITORY,
-    REPOSITORY_KEYS_PATTERN,
     SWEEP_SCAN_COUNT,
     LayoutKeys,
     check_batch_size,
-    glob_escape,
     is_valid_digest,
-    key_text,
     shielded_from_interrupts,
 )
 from blobcache.cache import (
@@ -244,7 +241,7 @@ class _Reconciliation:
     def repository_members(self, repository: str) -> None:
         """Walk one membership set with SSCAN; stale members go in batches with their hashes."""
         membership = keys.membership_key(repository)
-        kind = key_text(self.client.type(membership))
+        kind = keys.key_text(self.client.type(membership))
         if kind == "none":
             return
         if kind != "set":
@@ -257,7 +254,7 @@ class _Reconciliation:
         pending: list[_Candidate] = []
         examined = 0
         for member in self.client.sscan_iter(membership, count=self.batch_size):
-            digest = key_text(member)
+            digest = keys.key_text(member)
             examined += 1
             if not is_valid_digest(digest):
                 # The registries 2.3 to 2.8.2 accepted upper-case hex: no storage path to check.
@@ -279,7 +276,7 @@ class _Reconciliation:
 
     def repository_orphans(self, repository: str) -> None:
         """Repository hashes without membership (older registries leave them), one sweep."""
-        pattern = keys.repository_key(glob_escape(repository), "*")
+        pattern = keys.repository_hashes_pattern(repository)
         pending: list[_Candidate] = []
         for chunk in self.scan(pattern, max(self.batch_size, SWEEP_SCAN_COUNT)):
             hashes: list[tuple[str, str]] = []
@@ -321,7 +318,7 @@ class _Reconciliation:
         """One SCAN over the repository keys: each set is walked when met, hashes without
         membership are checked as orphans."""
         pending: list[_Candidate] = []
-        for chunk in self.scan(REPOSITORY_KEYS_PATTERN, self.batch_size):
+        for chunk in self.scan(keys.REPOSITORY_KEYS_PATTERN, self.batch_size):
             sets: list[str] = []
             hashes: list[tuple[str, str]] = []
             for key in chunk:
@@ -404,7 +401,7 @@ class _Reconciliation:
         for repository, digest, _ in batch:
             membership = keys.membership_key(repository)
             if membership not in is_set:
-                is_set[membership] = key_text(self.client.type(membership)) == "set"
+                is_set[membership] = keys.key_text(self.client.type(membership)) == "set"
             member = is_set[membership] and bool(self.client.sismember(membership, digest))
             flag = 0
             if not (kind == _ORPHANS and member):
@@ -413,7 +410,7 @@ class _Reconciliation:
                     if clear:
                         self.client.srem(membership, digest)
                 repository_key = keys.repository_key(repository, digest)
-                if key_text(self.client.type(repository_key)) == "hash":
+                if keys.key_text(self.client.type(repository_key)) == "hash":
                     flag |= _HASH_DELETED
                     if clear:
                         self.client.delete(repository_key)
@@ -434,7 +431,7 @@ class _Reconciliation:
             pipe.hget(key, keys.FIELD_DIGEST)
         # A key of another type answers WRONGTYPE here; the script leaves it alone anyway.
         canonical = [
-            None if isinstance(value, Exception) or value is None else key_text(value)
+            None if isinstance(value, Exception) or value is None else keys.key_text(value)
             for value in pipe.execute(raise_on_error=False)
         ]
         confirmed = [
