@@ -225,7 +225,9 @@ class TestRepositories:
         seen = [item["name"] for page in pages for item in page]
         assert set(seen) == names
         assert all(item["members"] == 1 for page in pages for item in page)
-        assert len(pages) >= 5
+        # It pages, but not necessarily into 250/40 pages: where fewer than half the keys SCAN
+        # looks at are sets, COUNT doubles and a page grows (on Cluster, per node, this gave 4).
+        assert len(pages) > 1
 
     def test_sparse_keyspace_still_ends(self, api: APIClient, redis_client: redis.Redis) -> None:
         pipe = redis_client.pipeline()
