@@ -20,7 +20,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from blobcache import keys, scripts, signals
+from blobcache import keys, metrics, scripts, signals
 from blobcache.cache import DescriptorCache, translate_redis_errors
 from blobcache.digest import validate_digest
 from blobcache.exceptions import DescriptorCorrupt, DigestInvalid, NameInvalid
@@ -294,6 +294,10 @@ class _Run:
                 walk()
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            # What the finished batches removed is gone, even when a later batch failed.
+            if not self.dry_run:
+                metrics.count_cleared(self.tally.cleared)
         return self.tally.result(self.dry_run, interrupted)
 
     def advance(self, done: int) -> None:
@@ -796,6 +800,8 @@ def clear_digests(
                     elif not everywhere:
                         run.digests_global(batch, entries)
                     _report_unknown(run, batch, entries, on_unknown)
+                if not dry_run:
+                    _count_clears(name, batch, entries)
             finally:
                 if not dry_run:
                     _announce(cache, batch, entries, name)
@@ -817,6 +823,14 @@ def _report_unknown(
             run.tally.unknown += 1
             if on_unknown is not None:
                 on_unknown(digest)
+
+
+def _count_clears(repository: str | None, batch: Sequence[str], entries: list[int]) -> None:
+    """Each digest as one clear of the cache manager (``--everywhere`` as a global one)."""
+    scope = metrics.GLOBAL if repository is None else metrics.REPOSITORY
+    found = sum(1 for count in entries if count)
+    metrics.count_operations(metrics.CLEAR, scope, metrics.OK, found)
+    metrics.count_operations(metrics.CLEAR, scope, metrics.MISS, len(batch) - found)
 
 
 def _announce(

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from blobcache import keys, scripts, signals
+from blobcache import keys, metrics, scripts, signals
 from blobcache.connection import describe_client, get_client
 from blobcache.descriptor import SIZE_MAX, Descriptor, validate_descriptor
 from blobcache.digest import algorithm_of, validate_digest
@@ -53,11 +53,13 @@ def translate_redis_errors(client: Any, involved: Sequence[str] = ()) -> Iterato
         # Everything else (OOM, READONLY, LOADING, MASTERDOWN, NOAUTH...) means Redis cannot
         # serve this call now; the entry itself is not at fault. Said apart from "cannot
         # reach", because the operator's fix differs (memory, replication, ACLs).
+        metrics.count_redis_error(error)
         raise CacheUnavailable(
             f"Redis at {describe_client(client)} refused the command"
             f" ({type(error).__name__}): {_strip_script_noise(text)}"
         ) from error
     except (redis_errors.RedisError, OSError) as error:
+        metrics.count_redis_error(error)
         raise _unavailable(client, error) from error
 
 
@@ -169,39 +171,48 @@ class DescriptorCache:
             for node, reply in replies.items()
         }
 
+    def ping(self) -> None:
+        """One PING (to every primary on Cluster); raises ``CacheUnavailable`` when unanswered."""
+        with translate_redis_errors(self.client):
+            self.client.ping()
+
     def repository_scoped(self, name: str) -> RepositoryScopedCache:
         """A service for one repository; validates the name and sends nothing to Redis."""
         return RepositoryScopedCache(self, validate_repository_name(name))
 
     def stat(self, digest: str) -> Descriptor:
-        validate_digest(digest)
-        with translate_redis_errors(self.client):
-            fields = self.client.hmget(keys.global_key(digest), keys.DESCRIPTOR_FIELDS)
-        return descriptor_from_fields(*fields)
+        with metrics.timed(metrics.STAT, metrics.GLOBAL, metrics.HIT):
+            validate_digest(digest)
+            with translate_redis_errors(self.client):
+                fields = self.client.hmget(keys.global_key(digest), keys.DESCRIPTOR_FIELDS)
+            return descriptor_from_fields(*fields)
 
     def set_descriptor(self, digest: str, descriptor: Descriptor) -> None:
         self.put(digest, descriptor)
 
     def put(self, digest: str, descriptor: Descriptor) -> tuple[Descriptor, bool]:
         """Write like ``set_descriptor``; return what a stat now reads and whether it was a miss."""
-        validate_digest(digest)
-        validate_descriptor(descriptor)
-        with translate_redis_errors(self.client):
-            existed, *fields = self.scripts.set_global(
-                keys=[keys.global_key(digest)],
-                args=[descriptor.digest, descriptor.size, descriptor.media_type],
-            )
+        with metrics.timed(metrics.SET, metrics.GLOBAL, metrics.OK):
+            validate_digest(digest)
+            validate_descriptor(descriptor)
+            with translate_redis_errors(self.client):
+                existed, *fields = self.scripts.set_global(
+                    keys=[keys.global_key(digest)],
+                    args=[descriptor.digest, descriptor.size, descriptor.media_type],
+                )
         signals.descriptor_set.send(
             sender=type(self), digest=digest, descriptor=descriptor, repository=None
         )
         return descriptor_from_fields(*fields), not existed
 
     def clear(self, digest: str) -> None:
-        validate_digest(digest)
-        with translate_redis_errors(self.client):
-            removed = self.scripts.clear_global(keys=[keys.global_key(digest)])
-        if not removed:
-            raise BlobUnknown()
+        with metrics.timed(metrics.CLEAR, metrics.GLOBAL, metrics.OK):
+            validate_digest(digest)
+            with translate_redis_errors(self.client):
+                removed = self.scripts.clear_global(keys=[keys.global_key(digest)])
+            if not removed:
+                raise BlobUnknown()
+        metrics.count_cleared(1)
         signals.descriptor_cleared.send(sender=type(self), digest=digest, repository=None)
 
 
@@ -215,6 +226,10 @@ class RepositoryScopedCache:
         self._membership_key = keys.membership_key(repository)
 
     def stat(self, digest: str) -> Descriptor:
+        with metrics.timed(metrics.STAT, metrics.REPOSITORY, metrics.HIT):
+            return self._stat(digest)
+
+    def _stat(self, digest: str) -> Descriptor:
         validate_digest(digest)
         global_key = keys.global_key(digest)
         repository_key = keys.repository_key(self.repository, digest)
@@ -251,6 +266,10 @@ class RepositoryScopedCache:
 
     def put(self, digest: str, descriptor: Descriptor) -> tuple[Descriptor, bool]:
         """Write like ``set_descriptor``; return what a stat now reads and whether it was a miss."""
+        with metrics.timed(metrics.SET, metrics.REPOSITORY, metrics.OK):
+            return self._put(digest, descriptor)
+
+    def _put(self, digest: str, descriptor: Descriptor) -> tuple[Descriptor, bool]:
         validate_digest(digest)
         validate_descriptor(descriptor)
         canonical = descriptor.digest
@@ -309,6 +328,11 @@ class RepositoryScopedCache:
         return [int(existed), *global_results[0][1:], descriptor.media_type]
 
     def clear(self, digest: str) -> None:
+        with metrics.timed(metrics.CLEAR, metrics.REPOSITORY, metrics.OK):
+            self._clear(digest)
+        metrics.count_cleared(1)
+
+    def _clear(self, digest: str) -> None:
         validate_digest(digest)
         repository_key = keys.repository_key(self.repository, digest)
         global_key = keys.global_key(digest)

@@ -106,6 +106,12 @@ def check_redis_deployment(app_configs: Any = None, **kwargs: Any) -> list[Check
                 id=W001,
             )
         ]
+    return eviction_warnings(policies)
+
+
+def eviction_warnings(policies: dict[str, str] | None) -> list[CheckMessage]:
+    """W002 when a primary's ``maxmemory-policy`` is not the one the registry requires; also
+    reported by ``/api/health``. ``None`` (CONFIG GET forbidden) cannot be judged."""
     wrong = {
         node: policy
         for node, policy in (policies or {}).items()

@@ -38,6 +38,14 @@ DEFAULTS: dict[str, Any] = {
     # Seconds the notifications receiver waits for Redis before answering 503: the registry
     # delivers events one at a time per endpoint, so a slow answer holds up every later event.
     "NOTIFICATIONS_TIMEOUT": 0.8,
+    # Count operations for Prometheus (False: every count is skipped and /api/metrics is 404).
+    "METRICS": True,
+    # Who may scrape /api/metrics: a bearer token, and/or users with blobcache.view_descriptor.
+    # With neither, the endpoint answers 404: it is never open by accident.
+    "METRICS_TOKEN": None,
+    "METRICS_ALLOW_USERS": False,
+    # Seconds /api/health and the blobcache_redis_up gauge wait for Redis's answer to a PING.
+    "HEALTH_TIMEOUT": 0.9,
 }
 
 SETTING_NAME = "BLOBCACHE"

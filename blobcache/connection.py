@@ -63,6 +63,21 @@ def cluster_client() -> Any:
     return client
 
 
+STANDALONE, SENTINEL, CLUSTER = "standalone", "sentinel", "cluster"
+
+
+def topology_of(client: Any) -> str:
+    """Which of the registry's three Redis topologies the client speaks to."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        return CLUSTER
+    pool = getattr(client, "connection_pool", None)
+    if getattr(pool, "service_name", None):
+        return SENTINEL
+    return STANDALONE
+
+
 def describe_client(client: Any) -> str:
     """``host:port`` (or the socket path) of a client, for messages; never includes a password."""
     try:

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from blobcache import metrics
 from blobcache.cache import reset_descriptor_cache
 
 
@@ -12,3 +13,4 @@ from blobcache.cache import reset_descriptor_cache
 def reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in ("BLOBCACHE", "CACHES"):
         reset_descriptor_cache()
+        metrics.switch.reset()
