@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds the notifications receiver waits for Redis before answering 503: the registry
     # delivers events one at a time per endpoint, so a slow answer holds up every later event.
     "NOTIFICATIONS_TIMEOUT": 0.8,
+    # Days the audit log keeps its rows (blobcache_audit_prune deletes older ones); None keeps
+    # them forever.
+    "AUDIT_RETENTION_DAYS": 90,
     # Count operations for Prometheus (False: every count is skipped and /api/metrics is 404).
     "METRICS": True,
     # Who may scrape /api/metrics: a bearer token, and/or users with blobcache.view_descriptor.
