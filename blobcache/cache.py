@@ -329,10 +329,12 @@ class RepositoryScopedCache:
 
     def clear(self, digest: str) -> None:
         with metrics.timed(metrics.CLEAR, metrics.REPOSITORY, metrics.OK):
-            self._clear(digest)
-        metrics.count_cleared(1)
+            entries = self._clear(digest)
+        metrics.count_cleared(entries)
 
-    def _clear(self, digest: str) -> None:
+    def _clear(self, digest: str) -> int:
+        """The entries cleared: the repository's, plus the global one when it had its fields
+        (counted as the bulk clears count them)."""
         validate_digest(digest)
         repository_key = keys.repository_key(self.repository, digest)
         global_key = keys.global_key(digest)
@@ -343,7 +345,7 @@ class RepositoryScopedCache:
                 removed = self.client.srem(self._membership_key, digest)
                 if removed:
                     self.client.delete(repository_key)
-                    self.provider.scripts.clear_global(keys=[global_key])
+                    removed += bool(self.provider.scripts.clear_global(keys=[global_key]))
             else:
                 removed = self.provider.scripts.clear_repository(
                     keys=[self._membership_key, repository_key, global_key], args=[digest]
@@ -353,6 +355,7 @@ class RepositoryScopedCache:
         signals.descriptor_cleared.send(
             sender=type(self), digest=digest, repository=self.repository
         )
+        return int(removed)
 
 
 _lock = threading.Lock()

@@ -338,23 +338,19 @@ class ScrapeCollector(Collector):
 
 
 def _latest_statistics() -> Any:
-    """The last finished statistics row, or ``None`` (no run yet, or no statistics model)."""
-    try:
-        from blobcache import statistics
-    except ImportError:
-        return None
+    """The last finished statistics row, or ``None`` before the first run finished."""
+    from blobcache import statistics
+
     return statistics.latest()
 
 
-def _last_reconcile_success() -> float | None:
-    """From the audit log, so that a run by a command in another process counts too."""
-    try:
-        from blobcache.models import AuditEntry  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+def _last_reconcile_success() -> float:
+    """From the audit log, so that a run by a command in another process counts too; only a
+    real run over the whole cache that went to its end."""
+    from blobcache.models import OK, RECONCILE, AuditEntry
+
     timestamp = (
-        AuditEntry.objects.filter(operation="reconcile", outcome="ok", dry_run=False,
-                                  repository="")
+        AuditEntry.objects.filter(operation=RECONCILE, outcome=OK, dry_run=False, repository="")
         .order_by("-timestamp")
         .values_list("timestamp", flat=True)
         .first()

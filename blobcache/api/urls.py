@@ -15,6 +15,7 @@ from django.urls import URLPattern, re_path
 
 from blobcache.api import views
 from blobcache.api.exceptions import not_found
+from blobcache.api.monitoring import HealthView, MetricsView
 from blobcache.api.notifications import NotificationsView
 from blobcache.api.reconcile import ReconcileViewSet
 
@@ -69,5 +70,7 @@ urlpatterns = [
     # Issue 5: reconciliation with the registry's storage, and the registry's notifications.
     *_both_slashes("reconcile", ReconcileViewSet.as_view({"post": "create"}), "reconcile"),
     *_both_slashes("notifications", NotificationsView.as_view(), "notifications"),
+    *_both_slashes("metrics", MetricsView.as_view(), "metrics"),
+    *_both_slashes("health", HealthView.as_view(), "health"),
     re_path(r"", not_found, name="not-found"),
 ]
