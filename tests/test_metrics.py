@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+from django.conf import settings
 from django.test import override_settings
 from redis import exceptions as redis_errors
 
@@ -160,7 +161,7 @@ class TestCacheManager:
         }
 
     def test_switched_off_nothing_is_counted(self, cache: DescriptorCache) -> None:
-        with override_settings(BLOBCACHE={"METRICS": False}):
+        with override_settings(BLOBCACHE={**settings.BLOBCACHE, "METRICS": False}):
             assert counted(lambda: cache.put(D1, descriptor(D1))) == {}
             assert counted(lambda: cache.clear(D1)) == {}
         assert counted(raises(BlobUnknown, lambda: cache.clear(D1))) == {
