@@ -172,9 +172,15 @@ class DescriptorCache:
         }
 
     def ping(self) -> None:
-        """One PING (to every primary on Cluster); raises ``CacheUnavailable`` when unanswered."""
-        with translate_redis_errors(self.client):
+        """One PING (to every primary on Cluster); raises ``CacheUnavailable`` when unanswered.
+
+        Not counted in ``blobcache_redis_errors_total``: a probe's failures would grow with how
+        often a load balancer asks, and ``blobcache_redis_up`` already tells the outage.
+        """
+        try:
             self.client.ping()
+        except (redis_errors.RedisError, OSError) as error:
+            raise _unavailable(self.client, error) from error
 
     def repository_scoped(self, name: str) -> RepositoryScopedCache:
         """A service for one repository; validates the name and sends nothing to Redis."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +48,23 @@ def start_embedded_redis() -> tuple[subprocess.Popen[bytes], str]:
             sys.exit(f"the embedded redis-server did not start; see {data_dir / 'redis.log'}")
         time.sleep(0.05)
     return process, f"unix://{socket_path}?db=0"
+
+
+def prepare_metrics_dir() -> Path:
+    """prometheus-client's multiprocess folder for the gunicorn workers, emptied at each start.
+
+    Every worker writes its counters to its own mmap files there and a scrape of /api/metrics
+    sums them. Files of the previous run would add its counts to this one's, so they go. A folder
+    the caller chose with PROMETHEUS_MULTIPROC_DIR is used as it is (and left alone).
+    """
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if chosen:
+        return Path(chosen)
+    path = VAR_DIR / "prometheus"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
 
 
 def admin_password() -> str:
@@ -101,6 +119,7 @@ def main() -> int:
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
+        prepare_metrics_dir()
         server = subprocess.Popen(
             [
                 sys.executable, "-m", "gunicorn", "project.wsgi:application",

@@ -96,6 +96,10 @@ BLOBCACHE = {
     # notification endpoint sends (the receiver is off without one).
     "STORAGE_ROOT": os.environ.get("BLOBCACHE_STORAGE_ROOT") or None,
     "NOTIFICATIONS_SECRET": os.environ.get("BLOBCACHE_NOTIFICATIONS_SECRET") or None,
+    # /api/metrics: a Prometheus bearer token from the environment, and users holding
+    # blobcache.view_descriptor (the admin, with HTTP Basic).
+    "METRICS_TOKEN": os.environ.get("BLOBCACHE_METRICS_TOKEN") or None,
+    "METRICS_ALLOW_USERS": True,
 }
 
 REST_FRAMEWORK = {
