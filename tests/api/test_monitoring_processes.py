@@ -82,9 +82,11 @@ def wait_for_http(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
             connection.getresponse().read()
             connection.close()
             return
-        except OSError:
+        except OSError as error:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"gunicorn did not start:\n{log.read_text()[-3000:]}"
+                ) from error
             time.sleep(0.1)
 
 
@@ -189,7 +191,8 @@ def test_counters_of_both_workers_and_a_command_are_summed(demo: Demo) -> None:
         op("clear", "global", "miss"): 1,
         op("clear", "repository", "ok"): 1,
         op("clear", "repository", "miss"): 1,
-        "blobcache_cleared_entries_total{interface=python}": 1 + 2,
+        "blobcache_cleared_entries_total{interface=api}": 1,
+        "blobcache_cleared_entries_total{interface=command}": 2,
     }
     workers = {path.name for path in demo.metrics_dir.glob("counter_*.db")}
     # Two workers, the command, and the set-up commands (which counted nothing).
