@@ -19,6 +19,7 @@ from typing import Any
 
 import port_for
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from blobcache.testing import start_redis_process
@@ -194,9 +195,16 @@ def test_counters_of_both_workers_and_a_command_are_summed(demo: Demo) -> None:
         "blobcache_cleared_entries_total{interface=api}": 1,
         "blobcache_cleared_entries_total{interface=command}": 2,
     }
-    workers = {path.name for path in demo.metrics_dir.glob("counter_*.db")}
-    # Two workers, the command, and the set-up commands (which counted nothing).
-    assert len(workers) >= 4, workers
+    # Both workers and both commands counted operations, each process in its own file.
+    counting = [
+        path.name
+        for path in demo.metrics_dir.glob("counter_*.db")
+        if any(
+            key.startswith('["blobcache_operations"') and value
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+        )
+    ]
+    assert len(counting) == 4, counting
 
 
 def test_scrapes_without_credentials_are_refused(demo: Demo) -> None:
