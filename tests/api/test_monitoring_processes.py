@@ -248,3 +248,33 @@ def test_a_frozen_redis_shows_within_a_second_and_recovers(demo: Demo) -> None:
         op("stat", "global", "unavailable"): 1,
         "blobcache_redis_errors_total{kind=timeout}": 1,
     }
+
+
+def test_reconcile_and_statistics_run_by_commands_show_in_the_scrape(
+    demo: Demo, tmp_path: Path
+) -> None:
+    before = demo.scrape()
+    assert before["blobcache_reconcile_last_success_timestamp_seconds"] == 0.0
+    assert "blobcache_descriptors" not in before
+    put = {"size": 3, "mediaType": OCTET}
+    for digest in D[:2]:
+        assert demo.request("PUT", f"/api/blobs/{digest}", put)[0] == 201
+    stats = demo.manage("blobcache_stats")
+    assert stats.returncode == 0, stats.stderr
+    storage = tmp_path / "storage"
+    (storage / "docker" / "registry" / "v2").mkdir(parents=True)
+    started = time.time()
+    # Storage holds no blob at all: both global entries go.
+    reconciled = demo.manage("blobcache_reconcile", "--storage-root", str(storage), "--no-input")
+    assert reconciled.returncode == 0, reconciled.stderr
+    scraped = demo.scrape()
+    assert started - 1 <= scraped["blobcache_reconcile_last_success_timestamp_seconds"]
+    assert scraped["blobcache_reconcile_last_success_timestamp_seconds"] <= time.time()
+    assert scraped["blobcache_descriptors"] == 2.0
+    assert scraped["blobcache_repositories"] == 0.0
+    assert scraped["blobcache_stats_timestamp_seconds"] <= started
+    assert blobcache_counts(scraped) == {
+        op("set", "global", "ok"): 2,
+        "blobcache_cleared_entries_total{interface=reconcile}": 2,
+    }
+    assert scraped["blobcache_reconcile_cleared_total{reason=global_data_missing}"] == 2.0
