@@ -12,7 +12,9 @@ the figure of merit (target >= 0.8). On a busy 2-core machine requests/s swing f
 round, so the server CPU spent per request (gunicorn workers plus redis-server) is printed too:
 other processes cannot distort it. When Debian's ``docker-registry`` is installed, the registry's
 own ``HEAD /v2/<name>/blobs/<digest>`` on the same Redis is measured too (with the Python loader:
-wrk waits for the body a HEAD never gets).
+wrk waits for the body a HEAD never gets). Last, the API request on two more servers, one
+counting Prometheus metrics into multiprocess files as ``bin/serve`` runs it, one with
+``BLOBCACHE["METRICS"] = False`` (target: on >= 0.95 of off; ``--skip-metrics`` leaves it out).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -284,6 +286,45 @@ def compare_with_registry(
     report(f"GET {api_path} (the same Python loader)", measured["api"])
 
 
+def compare_metrics_on_off(
+    env: dict[str, str], work_dir: Path, path: str, headers: dict[str, str],
+    load: Callable[[int, str, str, dict[str, str]], float], options: argparse.Namespace,
+) -> None:
+    """The same API request on two servers: counting into prometheus-client's multiprocess
+    files (as bin/serve runs it) and with ``BLOBCACHE["METRICS"] = False``."""
+    metrics_dir = work_dir / "prometheus"
+    metrics_dir.mkdir()
+    on_env = {**env, "BLOBCACHE_BENCH_METRICS": "1", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    off_env = {**env, "BLOBCACHE_BENCH_METRICS": "0"}
+    off_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    costs: dict[str, list[float]] = {"on": [], "off": []}
+    with gunicorn(on_env, work_dir) as (on_port, on_pid), \
+            gunicorn(off_env, work_dir) as (off_port, off_pid):
+        servers = {"on": (on_port, on_pid), "off": (off_port, off_pid)}
+        for port, _ in servers.values():
+            load(port, "GET", path, headers)  # warm-up
+        redis_port = int(env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+        cpu = {name: ServerCPU(pid, redis_port) for name, (_, pid) in servers.items()}
+        for round_number in range(options.rounds):
+            order = ["on", "off"] if round_number % 2 == 0 else ["off", "on"]
+            for name in order:
+                before = cpu[name].seconds()
+                rates[name].append(load(servers[name][0], "GET", path, headers))
+                requests = rates[name][-1] * options.seconds
+                costs[name].append((cpu[name].seconds() - before) / requests)
+    files = sorted(item.name for item in metrics_dir.iterdir())
+    report(f"GET {path} (metrics on, multiprocess files: {', '.join(files)})", rates["on"])
+    report(f"GET {path} (metrics off)", rates["off"])
+    ratios = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
+    on_cost = statistics.median(costs["on"]) * 1e6
+    off_cost = statistics.median(costs["off"]) * 1e6
+    print(f"ratio metrics on / off: {statistics.median(ratios):.2f} (median of the rounds' "
+          f"ratios {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.95); server CPU per "
+          f"request {on_cost:.0f} us on, {off_cost:.0f} us off: capacity ratio "
+          f"{off_cost / on_cost:.2f}")
+
+
 def report(label: str, rates: list[float]) -> None:
     rounds = ", ".join(f"{rate:,.0f}" for rate in rates)
     print(f"{label:<100}{statistics.median(rates):>9,.0f} req/s (median; rounds {rounds})")
@@ -295,6 +336,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="measurements per endpoint")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections")
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--skip-metrics", action="store_true",
+                        help="leave out the metrics on/off comparison")
     options = parser.parse_args()
     loader = options.loader
     if loader == "auto":
@@ -369,6 +412,8 @@ def main() -> None:
                     compare_with_registry(port, registry_port, headers, options)
                 else:
                     print("docker-registry is not installed: no registry figure")
+            if not options.skip_metrics:
+                compare_metrics_on_off(env, work_dir, api_path, headers, load, options)
 
 if __name__ == "__main__":
     main()
