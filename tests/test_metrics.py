@@ -15,6 +15,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.test import override_settings
+from prometheus_client import CollectorRegistry, generate_latest
 from redis import exceptions as redis_errors
 
 from blobcache import Descriptor, actor, bulk, metrics
@@ -275,3 +276,19 @@ class TestLabels:
     def test_duration_buckets_resolve_sub_millisecond_calls(self) -> None:
         below_a_millisecond = [b for b in metrics.DURATION_BUCKETS if b < 0.001]
         assert below_a_millisecond == [0.0001, 0.00025, 0.0005, 0.00075]
+
+
+class TestRegister:
+    def test_a_hosts_registry_gets_counters_and_scrape_time_gauges(
+        self, cache: DescriptorCache, db: Any
+    ) -> None:
+        host = CollectorRegistry()
+        metrics.register(host)
+        cache.put(D1, descriptor(D1))
+        text = generate_latest(host).decode()
+        assert 'blobcache_operations_total{operation="set",outcome="ok",scope="global"}' in text
+        assert "\nblobcache_redis_up 1.0\n" in text
+        assert "\nblobcache_reconcile_last_success_timestamp_seconds 0.0\n" in text
+        # The same metric twice would be refused; a second registration is a host's bug.
+        with pytest.raises(ValueError, match="Duplicated timeseries"):
+            metrics.register(host)

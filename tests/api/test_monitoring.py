@@ -46,7 +46,8 @@ def samples(response: Any) -> dict[str, float]:
 class TestAccess:
     def test_off_without_token_or_users_even_for_a_superuser(self, api: APIClient) -> None:
         for path in ("/api/metrics", "/api/metrics/"):
-            response = api.get(path)
+            with blobcache_settings(METRICS_TOKEN=None, METRICS_ALLOW_USERS=False):
+                response = api.get(path)
             assert response.status_code == 404
             assert response.json() == envelope("NOT_FOUND", f"no API route matches {path!r}")
 
@@ -57,7 +58,7 @@ class TestAccess:
 
     def test_token(self, anonymous: APIClient, superuser: User) -> None:
         basic = "Basic " + base64.b64encode(b"root:root-pw").decode()
-        with blobcache_settings(METRICS_TOKEN=TOKEN):
+        with blobcache_settings(METRICS_TOKEN=TOKEN, METRICS_ALLOW_USERS=False):
             refused = anonymous.get("/api/metrics")
             assert refused.status_code == 401
             assert refused["WWW-Authenticate"] == 'Bearer realm="blobcache metrics"'
@@ -79,7 +80,7 @@ class TestAccess:
         reader.force_authenticate(make_user("view_descriptor"))
         writer = APIClient()
         writer.force_authenticate(make_user("change_descriptor", "delete_descriptor"))
-        with blobcache_settings(METRICS_ALLOW_USERS=True):
+        with blobcache_settings(METRICS_TOKEN=None, METRICS_ALLOW_USERS=True):
             assert reader.get("/api/metrics").status_code == 200
             denied = writer.get("/api/metrics")
             assert denied.status_code == 403
