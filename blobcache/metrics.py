@@ -233,16 +233,15 @@ def count_reconcile_cleared(reason: str) -> None:
         _CLEARED_CHILDREN[RECONCILE].inc()
 
 
-def count_notification_event(action: Any, outcome: str) -> None:
-    """One event of a notification envelope; ``outcome`` is one of ``NOTIFICATION_OUTCOMES``.
-
-    ``action`` is the event's own (any JSON value); unknown ones count as "other".
-    """
+def count_notification_event(action: Any, outcome: str, amount: int = 1) -> None:
+    """``amount`` events of a notification envelope; ``outcome`` is one of
+    ``NOTIFICATION_OUTCOMES``. ``action`` is the event's own (any JSON value); unknown ones
+    count as "other"."""
     if outcome not in NOTIFICATION_OUTCOMES:
         raise ValueError(f"unknown notification outcome {outcome!r}")
-    if switch.enabled():
-        label = action if action in NOTIFICATION_ACTIONS else "other"
-        _NOTIFICATION_CHILDREN[label, outcome].inc()
+    if amount > 0 and switch.enabled():
+        label = action if isinstance(action, str) and action in NOTIFICATION_ACTIONS else "other"
+        _NOTIFICATION_CHILDREN[label, outcome].inc(amount)
 
 
 def redis_error_kind(error: BaseException) -> str:

@@ -251,12 +251,15 @@ class TestLabels:
             metrics.count_notification_event("push", "ignored")
             metrics.count_notification_event({"not": "an action"}, "ignored")
             metrics.count_notification_event("frobnicate", "ignored")
+            metrics.count_notification_event("delete", "unavailable", 3)
+            metrics.count_notification_event("delete", "corrupt", 0)
 
         assert counted(events) == {
             "blobcache_notifications_events_total{action=delete,outcome=cleared}": 1,
             "blobcache_notifications_events_total{action=delete,outcome=unknown}": 1,
             "blobcache_notifications_events_total{action=push,outcome=ignored}": 1,
             "blobcache_notifications_events_total{action=other,outcome=ignored}": 2,
+            "blobcache_notifications_events_total{action=delete,outcome=unavailable}": 3,
         }
         with pytest.raises(ValueError, match="unknown notification outcome 'done'"):
             metrics.count_notification_event("delete", "done")
