@@ -186,38 +186,38 @@ class DescriptorCache:
         """A service for one repository; validates the name and sends nothing to Redis."""
         return RepositoryScopedCache(self, validate_repository_name(name))
 
+    @metrics.measured(metrics.STAT, metrics.HIT)
     def stat(self, digest: str) -> Descriptor:
-        with metrics.timed(metrics.STAT, metrics.GLOBAL, metrics.HIT):
-            validate_digest(digest)
-            with translate_redis_errors(self.client):
-                fields = self.client.hmget(keys.global_key(digest), keys.DESCRIPTOR_FIELDS)
-            return descriptor_from_fields(*fields)
+        validate_digest(digest)
+        with translate_redis_errors(self.client):
+            fields = self.client.hmget(keys.global_key(digest), keys.DESCRIPTOR_FIELDS)
+        return descriptor_from_fields(*fields)
 
     def set_descriptor(self, digest: str, descriptor: Descriptor) -> None:
         self.put(digest, descriptor)
 
+    @metrics.measured(metrics.SET, metrics.OK)
     def put(self, digest: str, descriptor: Descriptor) -> tuple[Descriptor, bool]:
         """Write like ``set_descriptor``; return what a stat now reads and whether it was a miss."""
-        with metrics.timed(metrics.SET, metrics.GLOBAL, metrics.OK):
-            validate_digest(digest)
-            validate_descriptor(descriptor)
-            with translate_redis_errors(self.client):
-                existed, *fields = self.scripts.set_global(
-                    keys=[keys.global_key(digest)],
-                    args=[descriptor.digest, descriptor.size, descriptor.media_type],
-                )
+        validate_digest(digest)
+        validate_descriptor(descriptor)
+        with translate_redis_errors(self.client):
+            existed, *fields = self.scripts.set_global(
+                keys=[keys.global_key(digest)],
+                args=[descriptor.digest, descriptor.size, descriptor.media_type],
+            )
         signals.descriptor_set.send(
             sender=type(self), digest=digest, descriptor=descriptor, repository=None
         )
         return descriptor_from_fields(*fields), not existed
 
+    @metrics.measured(metrics.CLEAR, metrics.OK)
     def clear(self, digest: str) -> None:
-        with metrics.timed(metrics.CLEAR, metrics.GLOBAL, metrics.OK):
-            validate_digest(digest)
-            with translate_redis_errors(self.client):
-                removed = self.scripts.clear_global(keys=[keys.global_key(digest)])
-            if not removed:
-                raise BlobUnknown()
+        validate_digest(digest)
+        with translate_redis_errors(self.client):
+            removed = self.scripts.clear_global(keys=[keys.global_key(digest)])
+        if not removed:
+            raise BlobUnknown()
         metrics.count_cleared(1)
         signals.descriptor_cleared.send(sender=type(self), digest=digest, repository=None)
 
@@ -231,11 +231,8 @@ class RepositoryScopedCache:
         self.repository = repository
         self._membership_key = keys.membership_key(repository)
 
+    @metrics.measured(metrics.STAT, metrics.HIT)
     def stat(self, digest: str) -> Descriptor:
-        with metrics.timed(metrics.STAT, metrics.REPOSITORY, metrics.HIT):
-            return self._stat(digest)
-
-    def _stat(self, digest: str) -> Descriptor:
         validate_digest(digest)
         global_key = keys.global_key(digest)
         repository_key = keys.repository_key(self.repository, digest)
@@ -270,12 +267,9 @@ class RepositoryScopedCache:
     def set_descriptor(self, digest: str, descriptor: Descriptor) -> None:
         self.put(digest, descriptor)
 
+    @metrics.measured(metrics.SET, metrics.OK)
     def put(self, digest: str, descriptor: Descriptor) -> tuple[Descriptor, bool]:
         """Write like ``set_descriptor``; return what a stat now reads and whether it was a miss."""
-        with metrics.timed(metrics.SET, metrics.REPOSITORY, metrics.OK):
-            return self._put(digest, descriptor)
-
-    def _put(self, digest: str, descriptor: Descriptor) -> tuple[Descriptor, bool]:
         validate_digest(digest)
         validate_descriptor(descriptor)
         canonical = descriptor.digest
@@ -333,14 +327,8 @@ class RepositoryScopedCache:
         existed = bool(global_results[0][0]) and not new_fields[0] and not added[-1]
         return [int(existed), *global_results[0][1:], descriptor.media_type]
 
+    @metrics.measured(metrics.CLEAR, metrics.OK)
     def clear(self, digest: str) -> None:
-        with metrics.timed(metrics.CLEAR, metrics.REPOSITORY, metrics.OK):
-            entries = self._clear(digest)
-        metrics.count_cleared(entries)
-
-    def _clear(self, digest: str) -> int:
-        """The entries cleared: the repository's, plus the global one when it had its fields
-        (counted as the bulk clears count them)."""
         validate_digest(digest)
         repository_key = keys.repository_key(self.repository, digest)
         global_key = keys.global_key(digest)
@@ -351,6 +339,7 @@ class RepositoryScopedCache:
                 removed = self.client.srem(self._membership_key, digest)
                 if removed:
                     self.client.delete(repository_key)
+                    # The global entry counts as a second entry, as the bulk clears count it.
                     removed += bool(self.provider.scripts.clear_global(keys=[global_key]))
             else:
                 removed = self.provider.scripts.clear_repository(
@@ -358,10 +347,10 @@ class RepositoryScopedCache:
                 )
         if not removed:
             raise BlobUnknown()
+        metrics.count_cleared(int(removed))
         signals.descriptor_cleared.send(
             sender=type(self), digest=digest, repository=self.repository
         )
-        return int(removed)
 
 
 _lock = threading.Lock()

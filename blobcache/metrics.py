@@ -14,11 +14,12 @@ attribute check.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -29,6 +30,9 @@ from redis import exceptions as redis_errors
 from blobcache import actor, exceptions
 
 PREFIX = "blobcache_"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Label values: dashboards and alerts rely on exactly these.
 STAT, SET, CLEAR = "stat", "set", "clear"
@@ -205,10 +209,23 @@ class Timed:
             )
 
 
-def timed(operation: str, scope: str, success: str) -> Timed:
-    """``with metrics.timed(STAT, GLOBAL, HIT): ...``: ``success`` is the outcome when the block
-    returns; an exception's outcome follows from its type."""
-    return Timed(operation, scope, success)
+def measured(
+    operation: str, success: str
+) -> Callable[[Callable[Concatenate[Any, P], R]], Callable[Concatenate[Any, P], R]]:
+    """Decorates a method of the global or repository-scoped service (``self.repository`` is
+    ``None`` or a name): ``success`` is the outcome when it returns, an exception's outcome
+    follows from its type, and the scope from the service."""
+
+    def decorate(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
+        @functools.wraps(method)
+        def call(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+            scope = GLOBAL if self.repository is None else REPOSITORY
+            with Timed(operation, scope, success):
+                return method(self, *args, **kwargs)
+
+        return call
+
+    return decorate
 
 
 def count_operations(operation: str, scope: str, outcome: str, amount: int = 1) -> None:
