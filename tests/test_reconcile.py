@@ -18,9 +18,10 @@ from django.test import override_settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from blobcache import Descriptor, signals
+from blobcache import Descriptor, actor, signals
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.exceptions import CacheUnavailable, NameInvalid
+from blobcache.models import AuditEntry
 from blobcache.reconcile import (
     GLOBAL_DATA_MISSING,
     MEMBERSHIP_DATA_MISSING,
@@ -569,3 +570,96 @@ def test_cluster_runs_the_same_reconciliation_in_per_slot_steps(
     assert client.smembers(f"repository::{ALPINE}::blobs") == {D1}
     assert client.smembers(f"repository::{APP}::blobs") == {D3}
     client.close()
+
+
+@pytest.mark.django_db
+class TestAuditLog:
+    """reconcile() records one row per call, for whichever actor is current."""
+
+    @staticmethod
+    def rows() -> list[dict[str, Any]]:
+        fields = ("interface", "user", "operation", "scope", "repository", "digest")
+        numbers = ("cleared", "keys_deleted", "counts", "dry_run", "outcome", "detail")
+        return list(AuditEntry.objects.order_by("id").values(*fields, *numbers))
+
+    @staticmethod
+    def row(**fields: Any) -> dict[str, Any]:
+        return {
+            "interface": "python",
+            "user": "",
+            "operation": "reconcile",
+            "scope": "",
+            "repository": "",
+            "digest": "",
+            "cleared": None,
+            "keys_deleted": None,
+            "counts": {},
+            "dry_run": False,
+            "outcome": "ok",
+            "detail": "",
+            **fields,
+        }
+
+    def test_a_portals_own_call_is_python_and_the_console_is_admin(
+        self, stale: redis.Redis, tree: StorageTree
+    ) -> None:
+        reconcile(tree.root, dry_run=True)
+        with actor.acting_as(actor.ADMIN, "alice"):
+            reconcile(tree.root, repository=APP)
+        assert self.rows() == [
+            self.row(
+                cleared=5,
+                keys_deleted=5,
+                counts={**EXPECTED_REASONS, "skipped": 0},
+                dry_run=True,
+            ),
+            self.row(
+                interface="admin",
+                user="alice",
+                scope="repository",
+                repository=APP,
+                cleared=2,
+                keys_deleted=2,
+                counts={
+                    MEMBERSHIP_UNLINKED: 1,
+                    MEMBERSHIP_DATA_MISSING: 0,
+                    ORPHAN_REPOSITORY_HASH: 1,
+                    GLOBAL_DATA_MISSING: 0,
+                    "skipped": 0,
+                },
+            ),
+        ]
+
+    def test_an_interrupted_run_has_the_counts_it_reached(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        for key_digest in [digest(n) for n in range(100, 110)]:
+            cache_entry(cache, APP, key_digest)
+
+        def interrupt(done: int) -> None:
+            raise KeyboardInterrupt
+
+        assert reconcile(tree.root, repository=APP, batch_size=4, progress=interrupt).interrupted
+        (entry,) = self.rows()
+        assert (entry["outcome"], entry["cleared"], entry["keys_deleted"]) == ("interrupted", 4, 4)
+        assert entry["counts"][MEMBERSHIP_UNLINKED] == 4
+        assert redis_client.scard(f"repository::{APP}::blobs") == 6
+
+    def test_failures_are_recorded_with_their_outcome(
+        self, tree: StorageTree, tmp_path: Path, dead_cache: DescriptorCache
+    ) -> None:
+        with pytest.raises(StorageInvalid):
+            reconcile(tmp_path / "nope", cache=dead_cache)
+        with pytest.raises(NameInvalid):
+            reconcile(tree.root, repository="Team/App", cache=dead_cache)
+        with pytest.raises(CacheUnavailable):
+            reconcile(tree.root, cache=dead_cache, dry_run=True)
+        outcomes = [(row["outcome"], row["repository"], row["dry_run"]) for row in self.rows()]
+        assert outcomes == [
+            ("invalid", "", False),
+            ("invalid", "Team/App", False),
+            ("unavailable", "", True),
+        ]
+        (_, _, down) = self.rows()
+        assert down["detail"].startswith("cannot reach Redis at 127.0.0.1:")
+        assert (down["cleared"], down["keys_deleted"]) == (0, 0)
