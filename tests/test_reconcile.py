@@ -21,7 +21,6 @@ from redis.retry import Retry
 from blobcache import Descriptor, actor, signals
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.exceptions import CacheUnavailable, NameInvalid
-from blobcache.models import AuditEntry
 from blobcache.reconcile import (
     GLOBAL_DATA_MISSING,
     MEMBERSHIP_DATA_MISSING,
@@ -33,6 +32,7 @@ from blobcache.reconcile import (
 )
 from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
 from blobcache.testing import Topology, start_cluster
+from tests.audit_state import audit_row, audit_rows
 from tests.redis_state import dump
 from tests.topologies import django_settings_for, flush, raw_client_for
 
@@ -576,44 +576,22 @@ def test_cluster_runs_the_same_reconciliation_in_per_slot_steps(
 class TestAuditLog:
     """reconcile() records one row per call, for whichever actor is current."""
 
-    @staticmethod
-    def rows() -> list[dict[str, Any]]:
-        fields = ("interface", "user", "operation", "scope", "repository", "digest")
-        numbers = ("cleared", "keys_deleted", "counts", "dry_run", "outcome", "detail")
-        return list(AuditEntry.objects.order_by("id").values(*fields, *numbers))
-
-    @staticmethod
-    def row(**fields: Any) -> dict[str, Any]:
-        return {
-            "interface": "python",
-            "user": "",
-            "operation": "reconcile",
-            "scope": "",
-            "repository": "",
-            "digest": "",
-            "cleared": None,
-            "keys_deleted": None,
-            "counts": {},
-            "dry_run": False,
-            "outcome": "ok",
-            "detail": "",
-            **fields,
-        }
-
     def test_a_portals_own_call_is_python_and_the_console_is_admin(
         self, stale: redis.Redis, tree: StorageTree
     ) -> None:
         reconcile(tree.root, dry_run=True)
         with actor.acting_as(actor.ADMIN, "alice"):
             reconcile(tree.root, repository=APP)
-        assert self.rows() == [
-            self.row(
+        assert audit_rows() == [
+            audit_row(
+                "reconcile",
                 cleared=5,
                 keys_deleted=5,
                 counts={**EXPECTED_REASONS, "skipped": 0},
                 dry_run=True,
             ),
-            self.row(
+            audit_row(
+                "reconcile",
                 interface="admin",
                 user="alice",
                 scope="repository",
@@ -640,7 +618,7 @@ class TestAuditLog:
             raise KeyboardInterrupt
 
         assert reconcile(tree.root, repository=APP, batch_size=4, progress=interrupt).interrupted
-        (entry,) = self.rows()
+        (entry,) = audit_rows()
         assert (entry["outcome"], entry["cleared"], entry["keys_deleted"]) == ("interrupted", 4, 4)
         assert entry["counts"][MEMBERSHIP_UNLINKED] == 4
         assert redis_client.scard(f"repository::{APP}::blobs") == 6
@@ -654,12 +632,12 @@ class TestAuditLog:
             reconcile(tree.root, repository="Team/App", cache=dead_cache)
         with pytest.raises(CacheUnavailable):
             reconcile(tree.root, cache=dead_cache, dry_run=True)
-        outcomes = [(row["outcome"], row["repository"], row["dry_run"]) for row in self.rows()]
+        outcomes = [(row["outcome"], row["repository"], row["dry_run"]) for row in audit_rows()]
         assert outcomes == [
             ("invalid", "", False),
             ("invalid", "Team/App", False),
             ("unavailable", "", True),
         ]
-        (_, _, down) = self.rows()
+        (_, _, down) = audit_rows()
         assert down["detail"].startswith("cannot reach Redis at 127.0.0.1:")
         assert (down["cleared"], down["keys_deleted"]) == (0, 0)

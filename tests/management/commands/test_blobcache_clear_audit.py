@@ -11,7 +11,7 @@ from blobcache import audit
 from blobcache.actor import command_user
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.connection import describe_client
-from blobcache.models import AuditEntry
+from tests.audit_state import audit_row, audit_rows
 from tests.management.commands.helpers import run
 from tests.test_bulk import D1, D2, D5, crowded, populated
 from tests.test_reconcile import APP, EXPECTED_REASONS, StorageTree, stale, tree
@@ -21,47 +21,14 @@ __all__ = ["crowded", "populated", "stale", "tree"]  # fixtures shared with othe
 pytestmark = pytest.mark.django_db
 
 
-def rows() -> list[dict[str, Any]]:
-    return list(
-        AuditEntry.objects.order_by("id").values(
-            "interface",
-            "user",
-            "operation",
-            "scope",
-            "repository",
-            "digest",
-            "cleared",
-            "keys_deleted",
-            "counts",
-            "dry_run",
-            "outcome",
-            "detail",
-        )
-    )
-
-
 def row(operation: str, **fields: Any) -> dict[str, Any]:
     """A row written by this test's OS user through a command."""
-    return {
-        "interface": "command",
-        "user": command_user(),
-        "operation": operation,
-        "scope": "",
-        "repository": "",
-        "digest": "",
-        "cleared": None,
-        "keys_deleted": None,
-        "counts": {},
-        "dry_run": False,
-        "outcome": "ok",
-        "detail": "",
-        **fields,
-    }
+    return audit_row(operation, interface="command", user=command_user(), **fields)
 
 
 def test_one_digest_is_a_clear(crowded: redis.Redis) -> None:
     assert run("blobcache_clear", D1).status == 0
-    assert rows() == [
+    assert audit_rows() == [
         row(
             "clear",
             scope="global",
@@ -76,7 +43,7 @@ def test_one_digest_is_a_clear(crowded: redis.Redis) -> None:
 def test_several_digests_in_a_repository_with_an_unknown_one(crowded: redis.Redis) -> None:
     outcome = run("blobcache_clear", "--repository", "foo/baz", D1, D2, D2)
     assert outcome.status == 1
-    assert rows() == [
+    assert audit_rows() == [
         row(
             "clear_digests",
             scope="repository",
@@ -92,7 +59,7 @@ def test_several_digests_in_a_repository_with_an_unknown_one(crowded: redis.Redi
 def test_everywhere(crowded: redis.Redis) -> None:
     assert run("blobcache_clear", "--everywhere", D1, "--no-input").status == 0
     # D1: the global entry and its entries in foo/bar, foo/bar2 and foo/baz.
-    assert rows() == [
+    assert audit_rows() == [
         row(
             "clear_everywhere",
             digest=D1,
@@ -108,7 +75,7 @@ def test_a_repository_scope_dry_then_real(crowded: redis.Redis) -> None:
     assert run("blobcache_clear", "--repository", "foo/bar", "--all", "--no-input").status == 0
     # Without --sweep: members D1..D4 and the set; D5's hash without membership stays.
     fields = {"scope": "repository", "repository": "foo/bar", "cleared": 4, "keys_deleted": 4}
-    assert rows() == [
+    assert audit_rows() == [
         row("clear_repository_scope", dry_run=True, **fields),
         row("clear_repository_scope", **fields),
     ]
@@ -123,7 +90,7 @@ def test_a_large_clear_is_one_row(cache: DescriptorCache, redis_client: redis.Re
     outcome = run("blobcache_clear", "--all", "--no-input", "--batch-size", "100")
     assert outcome.status == 0
     assert redis_client.dbsize() == 0
-    assert rows() == [row("clear_all", cleared=3000, keys_deleted=3000)]
+    assert audit_rows() == [row("clear_all", cleared=3000, keys_deleted=3000)]
 
 
 def test_a_refused_confirmation_is_recorded_and_nothing_changes(crowded: redis.Redis) -> None:
@@ -131,7 +98,7 @@ def test_a_refused_confirmation_is_recorded_and_nothing_changes(crowded: redis.R
     outcome = run("blobcache_clear", "--all")
     assert outcome.status == 1
     assert crowded.dbsize() == before
-    assert rows() == [
+    assert audit_rows() == [
         row(
             "clear_all",
             outcome="refused",
@@ -146,7 +113,7 @@ def test_a_refused_confirmation_is_recorded_and_nothing_changes(crowded: redis.R
 def test_redis_down_is_unavailable(stopped_redis: int) -> None:
     outcome = run("blobcache_clear", "--repository", "foo/bar", "--all", "--no-input")
     assert outcome.status == 3
-    (entry,) = rows()
+    (entry,) = audit_rows()
     assert (entry["operation"], entry["outcome"], entry["cleared"]) == (
         "clear_repository_scope",
         "unavailable",
@@ -158,14 +125,14 @@ def test_redis_down_is_unavailable(stopped_redis: int) -> None:
 def test_usage_errors_write_no_row(redis_client: redis.Redis) -> None:
     assert run("blobcache_clear", "--all", D1).status == 2
     assert run("blobcache_clear", "not-a-digest").status == 2
-    assert rows() == []
+    assert audit_rows() == []
 
 
 def test_reconcile_dry_run_and_refusal(stale: redis.Redis, tree: StorageTree) -> None:
     root = str(tree.root)
     assert run("blobcache_reconcile", "--storage-root", root, "--dry-run").status == 0
     assert run("blobcache_reconcile", "--storage-root", root, "--repository", APP).status == 1
-    (dry, refused) = rows()
+    (dry, refused) = audit_rows()
     assert dry == row(
         "reconcile",
         cleared=5,
@@ -186,4 +153,4 @@ def test_reconcile_dry_run_and_refusal(stale: redis.Redis, tree: StorageTree) ->
 def test_the_commands_actor_ends_with_the_command(crowded: redis.Redis) -> None:
     run("blobcache_clear", D5)
     audit.record("clear")
-    assert [entry["interface"] for entry in rows()] == ["command", "python"]
+    assert [entry["interface"] for entry in audit_rows()] == ["command", "python"]
