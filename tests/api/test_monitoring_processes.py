@@ -120,6 +120,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
             "User.objects.create_user('plain', password='plain-pw')",
         )
         assert users.returncode == 0, users.stderr
+        before = set(metrics_dir.glob("counter_*.db"))
         with log.open("wb") as output:
             server = subprocess.Popen(
                 [
@@ -129,6 +130,11 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
                 env=env, stdout=output, stderr=subprocess.STDOUT,
             )
         wait_for_http(port, server, log)
+        # Each worker creates its files when it loads the app: wait until both can serve.
+        deadline = time.monotonic() + 60
+        while len(set(metrics_dir.glob("counter_*.db")) - before) < 2:
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
         yield demo
     finally:
         try:
