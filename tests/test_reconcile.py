@@ -183,6 +183,11 @@ EXPECTED_DIGESTS = [
     {"reason": reason, "repository": repository, "digest": key_digest}
     for reason, repository, key_digest in EXPECTED_WHOLE
 ]
+#: populate_stale's storage checks on the filesystem (one system call each): alpine's D1 (link,
+#: data), D2 (link, data, and both again in the re-check), team/app's D1 (both link paths, twice),
+#: D3 (link, data) and orphan D4 (both link paths, twice); the global D1, D3, D6 (data) and D2, D5
+#: (data, twice).
+EXPECTED_STORAGE_REQUESTS = 2 + 4 + 4 + 2 + 4 + 3 + 2 * 2
 EXPECTED_REASONS = {
     MEMBERSHIP_UNLINKED: 1,
     MEMBERSHIP_DATA_MISSING: 1,
@@ -212,6 +217,7 @@ class TestReasons:
         # Keys: team/app's D1 and D4 hashes, alpine's D2 hash, the D2 and D5 global hashes.
         assert result.keys_deleted == 5
         assert (result.dry_run, result.interrupted, result.skipped) == (False, False, 0)
+        assert result.storage_requests == EXPECTED_STORAGE_REQUESTS
         after = dump(stale)
         gone = {
             f"repository::{APP}::blobs::{D1}",

@@ -1,10 +1,11 @@
 """``POST /api/reconcile``: the reconciliation a portal starts after its garbage-collect job.
 
-The storage root comes from ``BLOBCACHE["STORAGE_ROOT"]``, never from the request: a client
-must not be able to point the server at another folder, and an empty one would make every cached
-blob look deleted. Status codes follow one rule: 503 when retrying later may help (Redis down,
-the configured storage unreadable or not mounted yet, ``STORAGE_INVALID`` or
-``STORAGE_UNAVAILABLE``), 400 when it never will. A server without a storage root answers 400
+The storage comes from ``BLOBCACHE["STORAGE"]`` (or the ``STORAGE_ROOT`` shorthand), never from
+the request: a client must not be able to point the server at another folder or bucket, and an
+empty one would make every cached blob look deleted. Status codes follow one rule: 503 when
+retrying later may help (Redis down, the configured storage unreadable, not mounted yet or
+answering errors, ``STORAGE_INVALID`` or ``STORAGE_UNAVAILABLE``), 400 when it never will. A
+server without usable storage settings (none, or a driver blobcache cannot read) answers 400
 ``STORAGE_UNCONFIGURED``: this deployment does not offer reconciliation until its settings change.
 """
 
@@ -26,7 +27,8 @@ from blobcache.conf import blobcache_settings
 from blobcache.exceptions import NameInvalid
 from blobcache.reconcile import REASONS, reconcile
 from blobcache.reference import validate_repository_name
-from blobcache.storage import StorageInvalid, StorageUnavailable
+from blobcache.storage import StorageInvalid, StorageUnavailable, StorageUnconfigured
+from blobcache.storage.config import is_configured
 
 #: A body that is not the documented JSON object (malformed JSON, wrong types, unknown fields).
 REQUEST_INVALID = "REQUEST_INVALID"
@@ -78,6 +80,10 @@ class ReconcileResultSerializer(serializers.Serializer):
     skipped = serializers.IntegerField(
         min_value=0, help_text="Entries that cannot be checked against storage, left alone."
     )
+    storage_requests = serializers.IntegerField(
+        min_value=0,
+        help_text="Requests made to storage (system calls, or an object store's HTTP requests).",
+    )
     digests = ClearedEntrySerializer(many=True)
 
 
@@ -127,9 +133,9 @@ class ReconcileViewSet(BlobCacheViewSet):
             "Removes each repository's membership and repository hash for digests the "
             "repository no longer links (or whose data is gone), and global entries whose blob "
             "data is gone; never an entry that storage still backs. Needs the permission "
-            "blobcache.delete_descriptor and BLOBCACHE['STORAGE_ROOT'] (else 400 "
-            "STORAGE_UNCONFIGURED). The call runs to completion; for very large registries "
-            "prefer the blobcache_reconcile command."
+            "blobcache.delete_descriptor and BLOBCACHE['STORAGE'] or BLOBCACHE['STORAGE_ROOT'] "
+            "(else 400 STORAGE_UNCONFIGURED). The call runs to completion; for very large "
+            "registries prefer the blobcache_reconcile command."
         ),
         operation_id="reconcile_create",
         request=ReconcileRequestSerializer,
@@ -149,18 +155,21 @@ class ReconcileViewSet(BlobCacheViewSet):
         except ParseError as error:
             raise _invalid(str(error.detail)) from None
         repository, dry_run = options_from(data)
-        root = blobcache_settings.STORAGE_ROOT
-        if not root:
+        if not is_configured():
             raise RegistryError(
                 STORAGE_UNCONFIGURED,
-                "reconciliation needs BLOBCACHE['STORAGE_ROOT']: the registry's "
-                "storage.filesystem.rootdirectory",
+                "reconciliation needs BLOBCACHE['STORAGE'] (the registry's storage section) or "
+                "BLOBCACHE['STORAGE_ROOT'] (its storage.filesystem.rootdirectory)",
                 status_code=status.HTTP_400_BAD_REQUEST,
             )
         try:
             # reconcile() records its own audit row, attributed to this user.
             with self.acting():
-                result = reconcile(root, repository=repository, dry_run=dry_run, cache=self.cache)
+                result = reconcile(repository=repository, dry_run=dry_run, cache=self.cache)
+        except StorageUnconfigured as error:
+            raise RegistryError(
+                STORAGE_UNCONFIGURED, error.message, status_code=status.HTTP_400_BAD_REQUEST
+            ) from None
         except (StorageInvalid, StorageUnavailable) as error:
             # The configured root is the server's business, and a mount may come back.
             raise RegistryError(

@@ -29,6 +29,7 @@ from tests.test_reconcile import (
     D5,
     EXPECTED_DIGESTS,
     EXPECTED_REASONS,
+    EXPECTED_STORAGE_REQUESTS,
     StorageTree,
     in_order,
     stale,
@@ -117,6 +118,7 @@ class TestResult:
             "repository": None,
             "reasons": EXPECTED_REASONS,
             "skipped": 0,
+            "storage_requests": EXPECTED_STORAGE_REQUESTS,
             "digests": EXPECTED_DIGESTS,
         }
         assert stale.exists(f"blobs::{D5}", f"repository::{APP}::blobs::{D4}") == 0
@@ -138,6 +140,9 @@ class TestResult:
             "repository": None,
             "reasons": NO_COUNTS,
             "skipped": 0,
+            # What is left: alpine's D1 and team/app's D3 (a link and data each), and the
+            # global D1, D3 and D6 (data each).
+            "storage_requests": 2 * 2 + 3,
             "digests": [],
         }
 
@@ -239,8 +244,8 @@ class TestErrors:
         assert response.status_code == 400
         assert response.json() == envelope(
             "STORAGE_UNCONFIGURED",
-            "reconciliation needs BLOBCACHE['STORAGE_ROOT']: the registry's "
-            "storage.filesystem.rootdirectory",
+            "reconciliation needs BLOBCACHE['STORAGE'] (the registry's storage section) or "
+            "BLOBCACHE['STORAGE_ROOT'] (its storage.filesystem.rootdirectory)",
         )
         assert dump(stale) == before
 
