@@ -124,10 +124,16 @@ def _member_descriptor(fields: Any, override: Any) -> Descriptor | None:
         return None
 
 
-def list_repositories(cache: DescriptorCache, cursor: int, page_size: int) -> Page[RepositoryCount]:
-    """One page of repository names (from their membership sets) with their member counts."""
+def list_repositories(
+    cache: DescriptorCache, cursor: int, page_size: int, *, names: str = "*"
+) -> Page[RepositoryCount]:
+    """One page of repository names (from their membership sets) with their member counts.
+
+    ``names`` is a SCAN MATCH glob over repository names (escape literal text with
+    ``keys.glob_escape``); Redis filters while it walks, so a filter costs no extra round trip.
+    """
     client = cache.client
-    pattern = keys.MEMBERSHIP_KEYS_PATTERN
+    pattern = keys.membership_key(names)
 
     def scan(at: int, count: int) -> tuple[int, Sequence[Any]]:
         return client.scan(cursor=at, match=pattern, count=count, _type="set")
