@@ -169,7 +169,7 @@ class Holder:
 
 
 def holders(
-    cache: DescriptorCache, digest: str, cursor: int, budget: int = LOOKUP_REPOSITORIES
+    cache: DescriptorCache, digest: str, cursor: int, budget: int
 ) -> tuple[list[Holder], int, int]:
     """The repositories holding ``digest`` among the next ``budget`` or so repositories.
 
@@ -605,7 +605,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                 context["error"] = "cursor must be a number"
                 return self.render(request, "digest", "Digest lookup", context, status=400)
             cache = get_descriptor_cache()
-            found, cursor, examined = holders(cache, digest, cursor)
+            found, cursor, examined = holders(cache, digest, cursor, LOOKUP_REPOSITORIES)
             context.update(
                 {
                     "row": flagged(digest, cache.stat),
