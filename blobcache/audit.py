@@ -145,6 +145,16 @@ class PendingEntry:
     #: The row once written (``None`` before, or when the database refused it).
     entry: AuditEntry | None = None
 
+    def set_result(self, result: Any) -> None:
+        """Take the counts of a bulk clear's or a reconciliation's result (``cleared``,
+        ``keys_deleted``, ``dry_run``, ``interrupted``); an interrupted run is recorded as such,
+        with the counts of what it did before it stopped."""
+        self.cleared = int(result.cleared)
+        self.keys_deleted = int(result.keys_deleted)
+        self.dry_run = bool(result.dry_run)
+        if result.interrupted:
+            self.outcome = INTERRUPTED
+
     def fields(self) -> dict[str, Any]:
         values = asdict(self)
         del values["operation"], values["entry"]
@@ -153,14 +163,19 @@ class PendingEntry:
 
 @contextmanager
 def recording(operation: str, **fields: Any) -> Iterator[PendingEntry]:
-    """Record one row for the block: its outcome is ``ok`` unless the block says otherwise or
-    raises, in which case the exception's outcome is recorded (with its message as the detail,
-    when none was set) and the exception propagates unchanged."""
+    """Record one row for the block, also when it raises; the exception propagates unchanged.
+
+    The outcome is ``ok`` unless the block sets another. When the block raises without having
+    set one, the exception's outcome (:func:`outcome_for`) is recorded; when it has (a command
+    that caught a refusal and re-raised), that one stands. The exception's message becomes the
+    detail unless the block set one.
+    """
     pending = PendingEntry(operation, **fields)
     try:
         yield pending
     except BaseException as error:
-        pending.outcome = outcome_for(error)
+        if pending.outcome == OK:
+            pending.outcome = outcome_for(error)
         if not pending.detail:
             pending.detail = str(error) or type(error).__name__
         pending.entry = record(operation, **pending.fields())

@@ -3,11 +3,16 @@
 A full count is one SCAN of the whole Redis database (:func:`blobcache.bulk.cache_stats`):
 seconds on a large cache, so pages and metrics show the last result with its age rather than
 count on every request. A count is saved as a ``running`` row first, so that a page can tell
-that one is under way, and becomes ``done`` or ``failed``.
+that one is under way, and becomes ``done`` or ``failed``. When the database cannot be written
+the count still runs and is returned unsaved (``pk`` is ``None``); the row is logged at ERROR on
+the ``blobcache.statistics`` logger.
 """
 
 from __future__ import annotations
 
+import logging
+
+from django.db import transaction
 from django.utils import timezone
 
 from blobcache import bulk
@@ -16,12 +21,28 @@ from blobcache.bulk import CacheStats, Progress
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.models import DONE, FAILED, RUNNING, CacheStatistics
 
+logger = logging.getLogger("blobcache.statistics")
+
+
+def _save(row: CacheStatistics) -> CacheStatistics:
+    # The count is worth having even when the database cannot keep it (the command prints it),
+    # so a database failure is logged with the row's values instead of ending the count.
+    try:
+        with transaction.atomic():
+            row.save()
+    except Exception as error:
+        values = {field.name: getattr(row, field.name) for field in row._meta.concrete_fields}
+        logger.error("could not save the cache count %r: %s", values, error, exc_info=True)
+    return row
+
 
 def start() -> CacheStatistics:
     """A ``running`` row for the count about to start, attributed to the current actor."""
     actor = current_actor()
-    return CacheStatistics.objects.create(
-        started_at=timezone.now(), state=RUNNING, user=actor.user, interface=actor.interface
+    return _save(
+        CacheStatistics(
+            started_at=timezone.now(), state=RUNNING, user=actor.user, interface=actor.interface
+        )
     )
 
 
@@ -34,8 +55,7 @@ def finish(row: CacheStatistics, stats: CacheStats) -> CacheStatistics:
     row.memory_bytes = stats.memory_bytes
     row.state = DONE
     row.finished_at = timezone.now()
-    row.save()
-    return row
+    return _save(row)
 
 
 def fail(row: CacheStatistics, error: BaseException | str) -> CacheStatistics:
@@ -43,8 +63,7 @@ def fail(row: CacheStatistics, error: BaseException | str) -> CacheStatistics:
     row.state = FAILED
     row.error = str(error) or type(error).__name__
     row.finished_at = timezone.now()
-    row.save()
-    return row
+    return _save(row)
 
 
 def latest() -> CacheStatistics | None:
