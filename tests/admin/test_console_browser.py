@@ -232,9 +232,8 @@ def test_reconcile_dry_run_then_apply(
         f"repository::{ALPINE}::blobs", f"repository::{ALPINE}::blobs::{D1}",
         f"repository::{APP}::blobs", f"repository::{APP}::blobs::{D3}",
     }
-    assert list(AuditEntry.objects.values_list("operation", "dry_run", "cleared")) == [
-        ("reconcile", True, 5), ("reconcile", False, 5)
-    ]
+    rows = AuditEntry.objects.order_by("id").values_list("operation", "dry_run", "cleared")
+    assert list(rows) == [("reconcile", True, 5), ("reconcile", False, 5)]
 
 
 def test_a_failed_browser_test_leaves_a_screenshot(
