@@ -76,6 +76,13 @@ def ensure_admin(password: str) -> None:
     manage("shell", "-v", "0", "-c", code)
 
 
+def one_click_login_url() -> str:
+    """A link that logs the browser in as admin once (see project/demo_login.py)."""
+    from project.demo_login import issue_token
+
+    return f"http://{BIND}/demo-login/{issue_token(VAR_DIR)}/"
+
+
 def main() -> int:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -95,6 +102,7 @@ def main() -> int:
             f"\nblobcache is serving on http://{BIND}/\n"
             f"  API docs (Swagger UI): http://{BIND}/api/docs/\n"
             f"  Admin:                 http://{BIND}/admin/\n"
+            f"  One-click admin login: {one_click_login_url()}  (works once)\n"
             f"  Log in as: admin / {password}  (HTTP Basic for the API, or the admin login)\n"
             f"  Example: curl -u admin:{password} http://{host[0]}:{host[1]}/api/repositories\n"
             f"  Redis: {os.environ['REDIS_URL']}\n"

@@ -68,6 +68,15 @@ _SESSION_REPORT = "blobcache_reconcile_report"
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+#: The console's navigation entry each page template belongs to.
+_SECTIONS = {
+    "overview": "overview",
+    "repositories": "repositories",
+    "repository": "repositories",
+    "digest": "digest",
+    "reconcile": "reconcile",
+}
+
 MISS = "miss"
 CORRUPT = "corrupt"
 
@@ -384,7 +393,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": title,
-            "console": self,
+            "console_section": _SECTIONS.get(template, ""),
             "console_urls": {
                 "overview": self.url("changelist"),
                 "repositories": self.url("repositories"),
@@ -577,8 +586,8 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                 "question": f"Clear the whole scope of {name}?",
                 "consequences": [
                     f"{dry.cleared} repository entries ({dry.keys_deleted} Redis keys)",
-                    "global descriptors stay",
                 ],
+                "note": "Global descriptors stay: other repositories may share them.",
                 "dry_run": dry,
                 "sweep": sweep,
                 "sweep_url": self.url("repository_scope", name=name, sweep="" if sweep else "1"),
