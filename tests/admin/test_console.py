@@ -133,7 +133,7 @@ class TestPages:
         assert "3 members." in body
         row = re.search(rf"<tr><td class=\"digest\"><a [^>]*>{D1}</a></td>(.*?)</tr>", body)
         assert row is not None
-        assert "<td>42</td><td>" + LAYER + "</td><td>" + LAYER + "</td>" in row.group(1)
+        assert f'<td>42</td><td class="media">{LAYER}</td><td class="media">{LAYER}</td>' in row.group(1)
         assert f"{D2}</a></td><td colspan=\"2\" class=\"state-corrupt\">corrupt:" in body
         assert f"{D3}</a></td><td colspan=\"2\" class=\"state-miss\">miss:" in body
 
