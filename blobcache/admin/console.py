@@ -49,7 +49,17 @@ from blobcache.exceptions import (
     CacheUnavailable,
     DescriptorCorrupt,
 )
-from blobcache.models import FAILED, RUNNING, CachedDescriptor, CacheStatistics
+from blobcache.models import (
+    CLEAR,
+    CLEAR_EVERYWHERE,
+    CLEAR_REPOSITORY_SCOPE,
+    FAILED,
+    GLOBAL_SCOPE,
+    REPOSITORY_SCOPE,
+    RUNNING,
+    CachedDescriptor,
+    CacheStatistics,
+)
 from blobcache.reconcile import REASONS, ClearedEntry, reconcile
 from blobcache.reference import validate_repository_name
 from blobcache.storage import StorageInvalid, StorageUnavailable
@@ -358,11 +368,13 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             ("reconcile/", "reconcile", self.reconcile_view),
             ("reconcile/apply/", "reconcile_apply", self.reconcile_apply_view),
         ]
-        console = [
+        # Only the console's own routes: the add/change/delete/history views of a ModelAdmin
+        # would query a table that does not exist.
+        pages.append(("", "changelist", self.overview_view))
+        return [
             path(route, self.admin_site.admin_view(self.guarded(view)), name=self.url_name(name))
             for route, name, view in pages
         ]
-        return console + super().get_urls()
 
     def guarded(self, view: View) -> View:
         """Redis down or refusing: the page says so in the admin's frame, within its timeouts."""
@@ -417,15 +429,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
     def bad_input(self, request: HttpRequest, title: str, error: BlobCacheError) -> HttpResponse:
         return self.render(request, "invalid", title, {"error": error.message}, status=400)
 
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> Any:
-        raise NotImplementedError("the console has no database rows to list")
-
     # --- 1. overview ---
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return self.guarded(self.overview_view)(request)
 
     def overview_view(self, request: HttpRequest) -> HttpResponse:
         self.require(request, VIEW)
@@ -531,7 +535,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
         back = self.url("repository", name=name)
         if request.method == "POST":
             with as_admin(request), audit.recording(
-                "clear", scope="repository", repository=name, digest=digest
+                CLEAR, scope=REPOSITORY_SCOPE, repository=name, digest=digest
             ):
                 scoped.clear(digest)
             messages.success(request, f"Cleared {digest} from {name}.")
@@ -567,7 +571,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
         back = self.url("repository", name=name)
         if request.method == "POST":
             with as_admin(request), audit.recording(
-                "clear_repository_scope", scope="repository", repository=name
+                CLEAR_REPOSITORY_SCOPE, scope=REPOSITORY_SCOPE, repository=name
             ) as entry:
                 result = bulk.clear_repository_scope(cache, name, sweep=sweep)
                 entry.cleared = result.cleared
@@ -641,9 +645,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
         if request.method == "POST":
             with as_admin(request):
                 if everywhere:
-                    with audit.recording(
-                        "clear_everywhere", scope="global", digest=digest
-                    ) as entry:
+                    with audit.recording(CLEAR_EVERYWHERE, digest=digest) as entry:
                         result = bulk.clear_digests(cache, [digest], everywhere=True)
                         entry.cleared = result.cleared
                         entry.keys_deleted = result.keys_deleted
@@ -651,7 +653,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                         request, f"Cleared {result.cleared} entries of {digest} everywhere."
                     )
                 else:
-                    with audit.recording("clear", scope="global", digest=digest):
+                    with audit.recording(CLEAR, scope=GLOBAL_SCOPE, digest=digest):
                         cache.clear(digest)
                     messages.success(request, f"Cleared the global descriptor of {digest}.")
             return HttpResponseRedirect(back)

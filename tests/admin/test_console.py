@@ -140,6 +140,13 @@ class TestPages:
         assert f"{D2}</a></td><td colspan=\"2\" class=\"state-corrupt\">corrupt:" in body
         assert f"{D3}</a></td><td colspan=\"2\" class=\"state-miss\">miss:" in body
 
+    @pytest.mark.parametrize("path", ["add/", "1/change/", "1/delete/", "1/history/", "1/"])
+    def test_no_database_views_behind_the_console(
+        self, viewer: Client, redis_client: Any, path: str
+    ) -> None:
+        response = viewer.get(reverse("admin:blobcache_cacheddescriptor_changelist") + path)
+        assert response.status_code == 404
+
     def test_repositories_filter_by_prefix_escapes_glob_characters(
         self, viewer: Client, redis_client: Any, cache: DescriptorCache
     ) -> None:
@@ -411,7 +418,7 @@ class TestClears:
         user = clearer.get(url("changelist")).wsgi_request.user.get_username()
         assert audit_rows() == [
             ("admin", user, "clear", "global", "", D2, None, None, False, "ok"),
-            ("admin", user, "clear_everywhere", "global", "", D1, 3, 5, False, "ok"),
+            ("admin", user, "clear_everywhere", "", "", D1, 3, 5, False, "ok"),
         ]
 
 
