@@ -48,6 +48,7 @@ from blobcache.exceptions import (
     BlobUnknown,
     CacheUnavailable,
     DescriptorCorrupt,
+    NameInvalid,
 )
 from blobcache.models import (
     CLEAR,
@@ -690,14 +691,27 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             repository = request.POST.get("repository", "").strip() or None
             try:
                 self.run_reconcile(request, root, repository, dry_run=True)
-            except CacheUnavailable:
-                raise
-            except BlobCacheError as error:  # a bad name, storage not mounted or unreadable
-                messages.error(request, error.message)
+            except (StorageInvalid, StorageUnavailable) as error:
+                # As the API answers: the server's storage may come back, so 503.
+                return self.reconcile_page(request, error.message, 503)
+            except NameInvalid as error:
+                return self.reconcile_page(request, error.message, 400)
             return HttpResponseRedirect(self.url("reconcile"))
+        return self.reconcile_page(request)
+
+    def reconcile_page(
+        self, request: HttpRequest, error: str = "", status: int = 200
+    ) -> HttpResponse:
+        root = blobcache_settings.STORAGE_ROOT
         report = request.session.get(_SESSION_REPORT)
         number = _cursor(request, "page") or 0
-        context: dict[str, Any] = {"root": root, "report": report, "reasons": REASONS}
+        context: dict[str, Any] = {
+            "root": root,
+            "report": report,
+            "reasons": REASONS,
+            "error": error,
+            "repository": request.POST.get("repository", ""),
+        }
         if report:
             context["entries"] = reports.page(report["token"], number)
             total = report["summary"]["cleared"]
@@ -707,7 +721,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                 context["next_url"] = self.url("reconcile", page=number + 1)
             if number:
                 context["previous_url"] = self.url("reconcile", page=number - 1)
-        return self.render(request, "reconcile", "Reconcile with storage", context)
+        return self.render(request, "reconcile", "Reconcile with storage", context, status)
 
     def reconcile_apply_view(self, request: HttpRequest) -> HttpResponse:
         self.require(request, DELETE)
@@ -721,7 +735,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             try:
                 self.run_reconcile(request, root, repository, dry_run=False)
             except (StorageInvalid, StorageUnavailable) as error:
-                messages.error(request, error.message)
+                return self.reconcile_page(request, error.message, 503)
             return HttpResponseRedirect(self.url("reconcile"))
         summary = report["summary"]
         return self.render(

@@ -551,3 +551,31 @@ def test_a_host_admin_site_serves_the_console_with_its_own_links(
     )
     assert response["Location"].startswith("/ops/blobcache/cacheddescriptor/repository/")
     assert values(redis_client) == {}
+
+
+class TestReconcileRefusals:
+    @pytest.fixture(autouse=True)
+    def _entry(self, cache: DescriptorCache) -> None:
+        put(cache, ALPINE, D1)
+
+    def test_a_root_that_is_not_a_registry_is_503_and_clears_nothing(
+        self, clearer: Client, redis_client: Any, settings: Any, tmp_path: Path
+    ) -> None:
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE_ROOT": str(tmp_path)}
+        before = dump(redis_client)
+        response = clearer.post(url("reconcile"))
+        assert response.status_code == 503
+        assert "has no docker/registry/v2 folder" in text_of(response)
+        assert dump(redis_client) == before
+
+    def test_a_bad_repository_name_is_400(
+        self, clearer: Client, redis_client: Any, settings: Any, tmp_path: Path
+    ) -> None:
+        (tmp_path / "docker" / "registry" / "v2").mkdir(parents=True)
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE_ROOT": str(tmp_path)}
+        before = dump(redis_client)
+        response = clearer.post(url("reconcile"), {"repository": "Bad//name"})
+        assert response.status_code == 400
+        body = text_of(response)
+        assert "invalid reference format" in body and 'value="Bad//name"' in body
+        assert dump(redis_client) == before
