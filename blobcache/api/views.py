@@ -282,7 +282,7 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
     def list(self, request: Request, name: str, **kwargs: Any) -> Response:
         scoped = self.cache.repository_scoped(name)
         members = self.paginate_queryset(
-            lambda cursor, size: listing.list_members(scoped, cursor, size)
+            lambda position, size: listing.list_members(scoped, position, size)
         )
         return self.get_paginated_response(MemberSerializer(members, many=True).data)
 
@@ -349,6 +349,6 @@ class RepositoryViewSet(BlobCacheViewSet):
     def list(self, request: Request, **kwargs: Any) -> Response:
         cache = self.cache
         repositories = self.paginate_queryset(
-            lambda cursor, size: listing.list_repositories(cache, cursor, size)
+            lambda position, size: listing.list_repositories(cache, position, size)
         )
         return self.get_paginated_response(RepositoryCountSerializer(repositories, many=True).data)
