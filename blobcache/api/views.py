@@ -11,6 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.utils.module_loading import import_string
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -320,10 +326,19 @@ class EnvelopeErrorsMixin:
 
 
 class SchemaView(EnvelopeErrorsMixin, SpectacularAPIView):
-    """The OpenAPI schema, public: it describes the API and holds no data."""
+    """The OpenAPI schema, public: it describes the API and holds no data.
+
+    ``?format=json`` answers ``application/json``, which a browser shows inline (it downloads
+    the OpenAPI media types). Content negotiation by ``Accept`` is drf-spectacular's, unchanged:
+    YAML by default, ``application/vnd.oai.openapi+json`` when asked for.
+    """
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    # DRF takes the first renderer of the format that the Accept header allows.
+    renderer_classes = [
+        OpenApiYamlRenderer, OpenApiYamlRenderer2, OpenApiJsonRenderer2, OpenApiJsonRenderer
+    ]
 
 
 class DocsView(EnvelopeErrorsMixin, SpectacularSwaggerView):
