@@ -69,6 +69,9 @@ from blobcache.storage import StorageInvalid, StorageUnavailable
 PAGE_SIZE = 100
 #: Repositories a digest lookup examines per request before offering "continue".
 LOOKUP_REPOSITORIES = 500
+#: Listing pages a digest lookup reads per request (a sparse keyspace gives short pages).
+LOOKUP_PAGES = 20
+BAD_CURSOR = "the cursor is not one a page of this listing gave"
 #: Where reconcile reports live between the dry run and the pages that show it.
 REPORT_DIR = Path(tempfile.gettempdir()) / "blobcache-console"
 #: A count still "running" after this many seconds is taken for one whose process died.
@@ -189,19 +192,20 @@ class Holder:
 
 
 def holders(
-    cache: DescriptorCache, digest: str, cursor: int, budget: int
-) -> tuple[list[Holder], int, int]:
+    cache: DescriptorCache, digest: str, position: listing.ScanPosition, budget: int
+) -> tuple[list[Holder], listing.ScanPosition | None, int]:
     """The repositories holding ``digest`` among the next ``budget`` or so repositories.
 
-    Returns the holders, the cursor to continue from (0: the walk is complete) and how many
-    repositories were examined. Membership is asked in one pipeline per listing page.
+    Returns the holders, the position to continue from (None: the walk is complete) and how
+    many repositories were examined. A sparse keyspace gives short listing pages, so the
+    number of pages is bounded too. Membership is asked in one pipeline per listing page.
     """
     found: list[Holder] = []
     examined = 0
     client = cache.client
-    while True:
-        page = listing.list_repositories(cache, cursor, min(budget, 1000))
-        cursor = page.cursor
+    for _ in range(LOOKUP_PAGES):
+        wanted = min(budget - examined, listing.MAX_PAGE_SIZE)
+        page = listing.list_repositories(cache, position, wanted)
         examined += len(page.items)
         names = [item.name for item in page.items]
         with translate_redis_errors(client):
@@ -216,8 +220,10 @@ def holders(
                 except BlobCacheError:
                     continue  # a key no registry would write; nothing to clear through it
                 found.append(Holder(name, flagged(digest, scoped.stat)))
-        if cursor == 0 or examined >= budget:
-            return found, cursor, examined
+        if page.next is None or examined >= budget:
+            return found, page.next, examined
+        position = page.next
+    return found, position, examined
 
 
 # --- reconcile reports: bounded in memory, kept in a file between requests -----------------------
@@ -475,21 +481,30 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
         text = request.GET.get("q", "")
         mode = "glob" if request.GET.get("mode") == "glob" else "prefix"
         pattern = (text or "*") if mode == "glob" else keys.glob_escape(text) + "*"
-        cursor = _cursor(request)
-        if cursor is None:
-            return self.render(
-                request, "invalid", "Repositories", {"error": "cursor must be a number"}, 400
-            )
-        page = listing.list_repositories(get_descriptor_cache(), cursor, PAGE_SIZE, names=pattern)
+        position = _position(request)
+        if position is None:
+            return self.render(request, "invalid", "Repositories", {"error": BAD_CURSOR}, 400)
+        page = listing.list_repositories(
+            get_descriptor_cache(), position, PAGE_SIZE, names=pattern
+        )
         next_url = (
-            self.url("repositories", q=text, mode=mode, cursor=page.cursor) if page.cursor else ""
+            self.url("repositories", q=text, mode=mode, cursor=page.next.encode())
+            if page.next
+            else ""
         )
         return self.render(
             request,
             "repositories",
             "Repositories",
-            {"page": page, "q": text, "mode": mode, "next_url": next_url,
-             "first_url": self.url("repositories", q=text, mode=mode) if cursor else ""},
+            {
+                "page": page,
+                "q": text,
+                "mode": mode,
+                "next_url": next_url,
+                "first_url": self.url("repositories", q=text, mode=mode)
+                if _started(request)
+                else "",
+            },
         )
 
     # --- 3. repository detail ---
@@ -500,13 +515,11 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             name = validate_repository_name(request.GET.get("name", ""))
         except BlobCacheError as error:
             return self.bad_input(request, "Repository", error)
-        cursor = _cursor(request)
-        if cursor is None:
-            return self.render(
-                request, "invalid", "Repository", {"error": "cursor must be a number"}, 400
-            )
+        position = _position(request)
+        if position is None:
+            return self.render(request, "invalid", "Repository", {"error": BAD_CURSOR}, 400)
         cache = get_descriptor_cache()
-        page = listing.list_members(cache.repository_scoped(name), cursor, PAGE_SIZE)
+        page = listing.list_members(cache.repository_scoped(name), position, PAGE_SIZE)
         return self.render(
             request,
             "repository",
@@ -515,10 +528,10 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                 "repository": name,
                 "rows": member_rows(cache, name, page.items),
                 "members": bulk.repository_size(cache, name),
-                "next_url": self.url("repository", name=name, cursor=page.cursor)
-                if page.cursor
+                "next_url": self.url("repository", name=name, cursor=page.next.encode())
+                if page.next
                 else "",
-                "first_url": self.url("repository", name=name) if cursor else "",
+                "first_url": self.url("repository", name=name) if _started(request) else "",
             },
         )
 
@@ -614,19 +627,19 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             except BlobCacheError as error:
                 context["error"] = error.message
                 return self.render(request, "digest", "Digest lookup", context, status=400)
-            cursor = _cursor(request)
-            if cursor is None:
-                context["error"] = "cursor must be a number"
+            position = _position(request)
+            if position is None:
+                context["error"] = BAD_CURSOR
                 return self.render(request, "digest", "Digest lookup", context, status=400)
             cache = get_descriptor_cache()
-            found, cursor, examined = holders(cache, digest, cursor, LOOKUP_REPOSITORIES)
+            found, following, examined = holders(cache, digest, position, LOOKUP_REPOSITORIES)
             context.update(
                 {
                     "row": flagged(digest, cache.stat),
                     "holders": found,
                     "examined": examined,
-                    "continue_url": self.url("digest", digest=digest, cursor=cursor)
-                    if cursor
+                    "continue_url": self.url("digest", digest=digest, cursor=following.encode())
+                    if following
                     else "",
                 }
             )
@@ -704,7 +717,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         root = blobcache_settings.STORAGE_ROOT
         report = request.session.get(_SESSION_REPORT)
-        number = _cursor(request, "page") or 0
+        number = _page_number(request)
         context: dict[str, Any] = {
             "root": root,
             "report": report,
@@ -785,9 +798,21 @@ def register_console(site: admin.AdminSite) -> None:
     site.register(CachedDescriptor, CachedDescriptorAdmin)
 
 
-def _cursor(request: HttpRequest, name: str = "cursor") -> int | None:
-    text = request.GET.get(name, "0") or "0"
-    if not text.isdigit() or int(text) > listing.CURSOR_MAX:
+def _position(request: HttpRequest) -> listing.ScanPosition | None:
+    """The listing position a "next" link carries; None for text no page produced."""
+    text = request.GET.get("cursor", "")
+    if not text:
+        return listing.ScanPosition()
+    try:
+        return listing.ScanPosition.decode(text)
+    except listing.PositionInvalid:
         return None
-    return int(text)
 
+
+def _started(request: HttpRequest) -> bool:
+    return bool(request.GET.get("cursor"))
+
+
+def _page_number(request: HttpRequest) -> int:
+    text = request.GET.get("page", "0")
+    return int(text) if text.isdigit() and len(text) < 10 else 0
