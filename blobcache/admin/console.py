@@ -37,7 +37,12 @@ from django.utils.http import urlencode
 
 from blobcache import actor, audit, bulk, keys, listing, statistics
 from blobcache.api.permissions import CHANGE, DELETE, VIEW
-from blobcache.cache import DescriptorCache, get_descriptor_cache, translate_redis_errors
+from blobcache.cache import (
+    DescriptorCache,
+    get_descriptor_cache,
+    is_cluster_client,
+    translate_redis_errors,
+)
 from blobcache.checks import REQUIRED_EVICTION_POLICY
 from blobcache.conf import blobcache_settings
 from blobcache.connection import describe_client
@@ -100,8 +105,6 @@ CORRUPT = "corrupt"
 
 def topology_of(client: Any) -> str:
     """The kind of deployment behind a client, in the words of Redis's documentation."""
-    from blobcache.cache import is_cluster_client
-
     if is_cluster_client(client):
         return "Redis Cluster"
     pool = getattr(client, "connection_pool", None)

@@ -90,3 +90,22 @@ def test_pages_work_again_once_redis_is_back(
     assert operator.get(url("repositories")).status_code == 503
     private_redis.start()
     assert operator.get(url("repositories")).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_count_that_cannot_reach_redis_is_saved_as_failed(
+    operator: Client, private_redis: PrivateRedis  # noqa: F811
+) -> None:
+    from blobcache.admin import console
+    from blobcache.models import CacheStatistics
+
+    private_redis.stop()
+    assert timed(lambda: operator.post(url("statistics"))).status_code == 302
+    assert console.counting is not None
+    console.counting.join(timeout=30)
+    (row,) = CacheStatistics.objects.all()
+    assert row.state == "failed"
+    assert row.error.startswith(f"cannot reach Redis at 127.0.0.1:{private_redis.port}")
+    overview = operator.get(url("changelist")).content.decode()
+    assert "failed: cannot reach Redis at 127.0.0.1:" in overview
+    assert "No count yet." in overview
