@@ -11,9 +11,9 @@ from django.contrib.auth.models import User
 from django.db import connection
 from rest_framework.test import APIClient
 
-from blobcache.models import AuditEntry
 from tests.api.conftest import OCTET, SHA256, SHA256_B
 from tests.api.test_listing import link
+from tests.audit_state import audit_row, audit_rows
 from tests.test_reconcile import APP, EXPECTED_REASONS, StorageTree, stale, tree
 
 __all__ = ["stale", "tree"]  # the reconcile tests' fixtures
@@ -23,50 +23,16 @@ SCOPED = f"/api/repositories/library/alpine/blobs/{SHA256}"
 SCOPE = "/api/repositories/library/alpine/blobs"
 
 
-def rows() -> list[dict[str, Any]]:
-    """Every row, oldest first, without id and timestamp."""
-    return list(
-        AuditEntry.objects.order_by("id").values(
-            "interface",
-            "user",
-            "operation",
-            "scope",
-            "repository",
-            "digest",
-            "cleared",
-            "keys_deleted",
-            "counts",
-            "dry_run",
-            "outcome",
-            "detail",
-        )
-    )
-
-
-def row(**fields: Any) -> dict[str, Any]:
-    """A row written by the superuser ``root`` through the API, with ``fields`` changed."""
-    return {
-        "interface": "api",
-        "user": "root",
-        "operation": "set",
-        "scope": "",
-        "repository": "",
-        "digest": "",
-        "cleared": None,
-        "keys_deleted": None,
-        "counts": {},
-        "dry_run": False,
-        "outcome": "ok",
-        "detail": "",
-        **fields,
-    }
+def row(operation: str = "set", **fields: Any) -> dict[str, Any]:
+    """A row written by the superuser ``root`` through the API."""
+    return audit_row(operation, interface="api", user="root", **fields)
 
 
 class TestWrites:
     def test_put_global_created_then_updated(self, api: APIClient) -> None:
         assert api.put(GLOBAL, {"size": 10, "mediaType": OCTET}, format="json").status_code == 201
         assert api.put(GLOBAL, {"size": 12, "mediaType": OCTET}, format="json").status_code == 200
-        assert rows() == [
+        assert audit_rows() == [
             row(
                 scope="global",
                 digest=SHA256,
@@ -82,7 +48,7 @@ class TestWrites:
     def test_put_in_a_repository(self, api: APIClient) -> None:
         response = api.put(SCOPED, {"size": 10, "mediaType": OCTET}, format="json")
         assert response.status_code == 201
-        assert rows() == [
+        assert audit_rows() == [
             row(
                 scope="repository",
                 repository="library/alpine",
@@ -98,7 +64,7 @@ class TestWrites:
         assert api.delete(SCOPED).status_code == 204
         redis_client.hset(f"blobs::{SHA256_B}", mapping={"digest": SHA256_B, "size": "1"})
         assert api.delete(f"/api/blobs/{SHA256_B}").status_code == 204
-        assert rows() == [
+        assert audit_rows() == [
             row(
                 operation="clear",
                 scope="repository",
@@ -106,7 +72,7 @@ class TestWrites:
                 digest=SHA256,
                 cleared=1,
             ),
-            row(operation="clear", scope="global", digest=SHA256_B, cleared=1),
+            row("clear", scope="global", digest=SHA256_B, cleared=1),
         ]
 
     def test_a_repository_scope_is_one_row_with_its_counts(
@@ -116,7 +82,7 @@ class TestWrites:
             link(redis_client, "library/alpine", f"sha256:{number:064x}")
         assert api.delete(SCOPE).json() == {"cleared": 250}
         assert redis_client.exists("repository::library/alpine::blobs") == 0
-        assert rows() == [
+        assert audit_rows() == [
             row(
                 operation="clear_repository_scope",
                 scope="repository",
@@ -133,20 +99,22 @@ class TestWrites:
         assert api.get(SCOPE).status_code == 200
         assert api.get("/api/repositories").status_code == 200
         assert api.get(f"/api/blobs/{SHA256_B}").status_code == 404
-        assert rows() == []
+        assert audit_rows() == []
 
     def test_a_token_user_is_named(self, redis_client: redis.Redis, db: None) -> None:
         user = User.objects.create_superuser("portal-bot", "bot@example.com", "pw")
         client = APIClient()
         client.force_authenticate(user)
         assert client.delete(GLOBAL).status_code == 404
-        assert [(entry["user"], entry["outcome"]) for entry in rows()] == [("portal-bot", "miss")]
+        assert [(entry["user"], entry["outcome"]) for entry in audit_rows()] == [
+            ("portal-bot", "miss")
+        ]
 
 
 class TestFailures:
     def test_clear_of_an_unknown_digest_is_a_miss(self, api: APIClient) -> None:
         assert api.delete(GLOBAL).status_code == 404
-        assert rows() == [
+        assert audit_rows() == [
             row(
                 operation="clear",
                 scope="global",
@@ -159,7 +127,7 @@ class TestFailures:
     def test_put_over_a_corrupt_entry(self, api: APIClient, redis_client: redis.Redis) -> None:
         redis_client.set(f"blobs::{SHA256}", "not a hash")
         assert api.put(GLOBAL, {"size": 1, "mediaType": OCTET}, format="json").status_code == 409
-        (entry,) = rows()
+        (entry,) = audit_rows()
         assert (entry["operation"], entry["outcome"], entry["digest"]) == ("set", "corrupt", SHA256)
         assert entry["detail"] == (
             f"a cache key holds a value of the wrong type: BLOBCACHE_CORRUPT blobs::{SHA256} "
@@ -193,7 +161,7 @@ class TestFailures:
         else:
             response = api.delete(path)
         assert response.status_code == 400, response.content
-        (entry,) = rows()
+        (entry,) = audit_rows()
         assert (entry["operation"], entry["interface"], entry["outcome"]) == (
             operation,
             "api",
@@ -209,14 +177,16 @@ class TestFailures:
         assert client.delete(GLOBAL).status_code == 503
         assert client.put(SCOPED, {"size": 1, "mediaType": OCTET}, format="json").status_code == 503
         assert client.delete(SCOPE).status_code == 503
-        assert [(entry["operation"], entry["scope"], entry["outcome"]) for entry in rows()] == [
+        assert [
+            (entry["operation"], entry["scope"], entry["outcome"]) for entry in audit_rows()
+        ] == [
             ("clear", "global", "unavailable"),
             ("set", "repository", "unavailable"),
             ("clear_repository_scope", "repository", "unavailable"),
         ]
         assert all(
             entry["detail"].startswith(f"cannot reach Redis at 127.0.0.1:{stopped_redis}: ")
-            for entry in rows()
+            for entry in audit_rows()
         )
 
     def test_the_answer_stands_when_the_row_cannot_be_written(
@@ -247,7 +217,7 @@ class TestReconcile:
         assert dry.status_code == 200
         real = api.post("/api/reconcile", {"repository": APP}, format="json")
         assert real.status_code == 200
-        assert rows() == [
+        assert audit_rows() == [
             row(
                 operation="reconcile",
                 cleared=5,
