@@ -1,8 +1,8 @@
 """Paged walks over the registry's keys with SCAN/SSCAN, cheap for Redis and exact for clients.
 
 Cheap: one page makes at most ``MAX_SCAN_CALLS`` SCAN/SSCAN calls with a COUNT of at most
-``MAX_SCAN_COUNT`` (about a millisecond each on a busy server), then one pipeline for the
-page's details. A sparse keyspace (300,000 ``blobs::`` hashes and three repositories) therefore
+``MAX_SCAN_COUNT`` (about a millisecond of Redis time in all), then one pipeline for the page's
+details. A sparse keyspace (300,000 ``blobs::`` hashes and three repositories) therefore
 answers short or empty pages with a next position instead of holding Redis's single thread.
 
 Exact: a page never holds more than ``page_size`` items, yet a walk still returns every element
@@ -47,8 +47,10 @@ T = TypeVar("T")
 
 #: SCAN/SSCAN calls one page may make before it answers, short or even empty.
 MAX_SCAN_CALLS = 4
-#: The largest COUNT sent: SCAN looks at about COUNT keys, about a microsecond each.
-MAX_SCAN_COUNT = 1000
+#: The largest COUNT sent. SCAN looks at about COUNT keys, about a microsecond each on a busy
+#: server, while every other client waits: four calls of 250 cost Redis about a millisecond per
+#: page, and no client waits behind a listing for more than a quarter of one.
+MAX_SCAN_COUNT = 250
 #: The largest page: the surplus of a SCAN reply is carried in the position, never returned.
 MAX_PAGE_SIZE = 1000
 

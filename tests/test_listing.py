@@ -233,7 +233,7 @@ class TestCostPerPage:
             "team/app0", "team/app1", "team/app2"
         ]
         assert all(1 <= len(calls) <= MAX_SCAN_CALLS for calls in counts)
-        assert max(count for calls in counts for count in calls) == MAX_SCAN_COUNT
+        assert max(count for calls in counts for count in calls) == MAX_SCAN_COUNT <= 1000
         # 40,000 keys looked at 1,000 at a time at best: the walk takes many short pages.
         assert len(pages) >= 40_000 // (MAX_SCAN_CALLS * MAX_SCAN_COUNT)
 
@@ -249,14 +249,15 @@ class TestCostPerPage:
         assert {item.digest for page in pages for item in page} == digests
         assert all(len(page) <= 1000 for page in pages)
         assert all(1 <= len(calls) <= MAX_SCAN_CALLS for calls in counts)
-        assert all(count <= MAX_SCAN_COUNT for calls in counts for count in calls)
+        assert all(count <= MAX_SCAN_COUNT <= 1000 for calls in counts for count in calls)
+        assert max(len(page) for page in pages) == 1000
 
 
 class TestPosition:
     def test_round_trip(self) -> None:
         for position in (
             ScanPosition(),
-            ScanPosition(2, 2**64 - 1, 0, 1000, b"\x01" * 16),
+            ScanPosition(2, 2**64 - 1, 0, MAX_SCAN_COUNT, b"\x01" * 16),
             ScanPosition(0, 12345, 678, 7, b"\xff" * 16),
             ScanPosition(1, 99, None, 0),
         ):
@@ -273,7 +274,7 @@ class TestPosition:
             "é" * 30,
             ScanPosition().encode() + "A",
             ScanPosition().encode()[:-1],
-            "AQAAAAAAAAAAAAAAAAAAAAAAAAPpAA",  # COUNT 1001
+            "AQAAAAAAAAAAAAAAAAAAAAAAAAD7AA",  # COUNT 251
             "AQAAAAAAAAAAAAAAAAAAAAAAAAAFAgEBAQEBAQEBAQEBAQEBAQE",  # a sort key without an end
             ScanPosition(0, 5, 9, 10, b"\x01" * 16).encode()[:-2],
             "A" * 65,

@@ -411,7 +411,11 @@ class RepositoryViewSet(BlobCacheViewSet):
 
     @extend_schema(
         summary="List repositories",
-        description="Walks the keyspace with SCAN for membership sets.",
+        description=(
+            "Walks the keyspace with SCAN for membership sets, a bounded part per page, so a "
+            "page may be short or empty while next is not null. Names the registry could not "
+            "route (not UTF-8, invalid) are left out."
+        ),
         operation_id="repositories_list",
         responses={200: RepositoryCountSerializer(many=True), **_errors()},
     )
