@@ -798,7 +798,9 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
 
 
 def register_console(site: admin.AdminSite) -> None:
-    site.register(CachedDescriptor, CachedDescriptorAdmin)
+    """Add the console to ``site``; a second call (a host beside the autodiscovery) is harmless."""
+    if not site.is_registered(CachedDescriptor):
+        site.register(CachedDescriptor, CachedDescriptorAdmin)
 
 
 def _position(request: HttpRequest) -> listing.ScanPosition | None:

@@ -585,3 +585,16 @@ class TestReconcileRefusals:
         body = text_of(response)
         assert "invalid reference format" in body and 'value="Bad//name"' in body
         assert dump(redis_client) == before
+
+
+def test_registering_twice_keeps_one_console() -> None:
+    from django.contrib.admin import AdminSite
+
+    from blobcache.admin import register
+    from blobcache.admin.console import CachedDescriptorAdmin
+    from blobcache.models import CachedDescriptor
+
+    site = AdminSite(name="twice")
+    register(site)
+    register(site)
+    assert isinstance(site._registry[CachedDescriptor], CachedDescriptorAdmin)
