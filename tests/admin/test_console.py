@@ -18,6 +18,7 @@ from blobcache.admin import console
 from blobcache.cache import DescriptorCache
 from blobcache.connection import describe_client
 from blobcache.models import AuditEntry, CacheStatistics
+from tests.audit_state import audit_row, audit_rows
 from tests.conftest import caches_for
 from tests.redis_state import dump
 from tests.test_reconcile import D1, D2, D3, D4, D5, D6, StorageTree, populate_stale
@@ -54,13 +55,12 @@ def text_of(response: Any) -> str:
     return re.sub(r">\s+<", "><", re.sub(r"\s+", " ", response.content.decode()))
 
 
-def audit_rows() -> list[tuple[Any, ...]]:
-    return list(
-        AuditEntry.objects.order_by("id").values_list(
-            "interface", "user", "operation", "scope", "repository", "digest", "cleared",
-            "keys_deleted", "dry_run", "outcome",
-        )
-    )
+def username_of(client: Client) -> str:
+    return User.objects.get(pk=client.session["_auth_user_id"]).get_username()
+
+
+def by_admin(operation: str, user: str, **fields: Any) -> dict[str, Any]:
+    return audit_row(operation, interface="admin", user=user, **fields)
 
 
 @pytest.fixture()
@@ -370,9 +370,9 @@ class TestClears:
             f"repository::{ALPINE}::blobs": {D2},
             f"repository::{ALPINE}::blobs::{D2}": {"mediatype": OCTET},
         }
-        user = clearer.get(url("changelist")).wsgi_request.user.get_username()
+        user = username_of(clearer)
         assert audit_rows() == [
-            ("admin", user, "clear", "repository", ALPINE, D1, None, None, False, "ok")
+            by_admin("clear", user, scope="repository", repository=ALPINE, digest=D1)
         ]
 
     def test_repository_scope_confirmation_shows_the_dry_run(
@@ -393,9 +393,12 @@ class TestClears:
             f"repository::{APP}::blobs": {D1},
             f"repository::{APP}::blobs::{D1}": {"mediatype": OCTET},
         }
-        user = clearer.get(url("changelist")).wsgi_request.user.get_username()
+        user = username_of(clearer)
         assert audit_rows() == [
-            ("admin", user, "clear_repository_scope", "repository", ALPINE, "", 2, 3, False, "ok")
+            by_admin(
+                "clear_repository_scope", user, scope="repository", repository=ALPINE,
+                cleared=2, keys_deleted=3,
+            )
         ]
 
     def test_scope_sweep_finds_hashes_without_membership(
@@ -421,10 +424,10 @@ class TestClears:
         )
         clearer.post(url("digest_clear"), {"digest": D1, "everywhere": "1"})
         assert values(redis_client) == {}
-        user = clearer.get(url("changelist")).wsgi_request.user.get_username()
+        user = username_of(clearer)
         assert audit_rows() == [
-            ("admin", user, "clear", "global", "", D2, None, None, False, "ok"),
-            ("admin", user, "clear_everywhere", "", "", D1, 3, 5, False, "ok"),
+            by_admin("clear", user, scope="global", digest=D2),
+            by_admin("clear_everywhere", user, digest=D1, cleared=3, keys_deleted=5),
         ]
 
 
@@ -476,11 +479,12 @@ class TestReconcile:
             f"repository::{ALPINE}::blobs", f"repository::{ALPINE}::blobs::{D1}",
             f"repository::{APP}::blobs", f"repository::{APP}::blobs::{D3}",
         }
-        rows = list(AuditEntry.objects.order_by("id").values_list(
-            "interface", "operation", "dry_run", "cleared", "outcome"))
-        assert rows == [
-            ("admin", "reconcile", True, 5, "ok"),
-            ("admin", "reconcile", False, 5, "ok"),
+        user = username_of(clearer)
+        counts = {"membership_unlinked": 1, "membership_data_missing": 1,
+                  "orphan_repository_hash": 1, "global_data_missing": 2, "skipped": 0}
+        assert audit_rows() == [
+            by_admin("reconcile", user, cleared=5, keys_deleted=5, counts=counts, dry_run=True),
+            by_admin("reconcile", user, cleared=5, keys_deleted=5, counts=counts),
         ]
         assert "Reconcile cleared 5 entries (5 keys; 0 skipped)." in text_of(
             clearer.get(url("reconcile"))
@@ -573,6 +577,8 @@ class TestReconcileRefusals:
         assert response.status_code == 503
         assert "has no docker/registry/v2 folder" in text_of(response)
         assert dump(redis_client) == before
+        rows = AuditEntry.objects.values_list("interface", "operation", "dry_run", "outcome")
+        assert list(rows) == [("admin", "reconcile", True, "invalid")]
 
     def test_a_bad_repository_name_is_400(
         self, clearer: Client, redis_client: Any, settings: Any, tmp_path: Path
@@ -585,6 +591,8 @@ class TestReconcileRefusals:
         body = text_of(response)
         assert "invalid reference format" in body and 'value="Bad//name"' in body
         assert dump(redis_client) == before
+        rows = AuditEntry.objects.values_list("interface", "operation", "repository", "outcome")
+        assert list(rows) == [("admin", "reconcile", "Bad//name", "invalid")]
 
 
 def test_registering_twice_keeps_one_console() -> None:
