@@ -46,8 +46,8 @@ def chromium_binaries() -> tuple[str, str]:
     pytest.skip(message)
 
 
-@pytest.fixture()
-def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+def start_browser(folder: Path) -> Any:
+    """Headless chromium with a fresh profile in ``folder``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -56,14 +56,27 @@ def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     options.binary_location = binary
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument(f"--user-data-dir={folder / 'chromium-profile'}")
     driver = webdriver.Chrome(options=options, service=Service(driver_path))
     driver.implicitly_wait(5)
+    return driver
+
+
+def close_browser(driver: Any, failed: bool, folder: Path) -> None:
+    """A failed test leaves the page as the browser showed it, for whoever reads the log."""
+    try:
+        if failed:
+            driver.save_screenshot(str(folder / "failure.png"))
+    finally:
+        driver.quit()
+
+
+@pytest.fixture()
+def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    driver = start_browser(tmp_path)
     yield driver
     report = getattr(request.node, "report_call", None)
-    if report is None or report.failed:
-        driver.save_screenshot(str(tmp_path / "failure.png"))
-    driver.quit()
+    close_browser(driver, report is None or report.failed, tmp_path)
 
 
 @pytest.fixture()
@@ -236,13 +249,14 @@ def test_reconcile_dry_run_then_apply(
     assert list(rows) == [("reconcile", True, 5), ("reconcile", False, 5)]
 
 
-def test_a_failed_browser_test_leaves_a_screenshot(
-    browser: Any, live_server: Any, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    """The fixture's finaliser is what a failure runs: called here on a passing test's browser
-    by hand to prove the file is a real PNG of the page."""
-    browser.get(live_server.url + "/admin/login/")
-    browser.save_screenshot(str(tmp_path / "failure.png"))
-    assert (tmp_path / "failure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
+def test_a_failed_browser_test_leaves_a_screenshot(live_server: Any, tmp_path: Path) -> None:
+    for failed in (True, False):
+        folder = tmp_path / str(failed)
+        folder.mkdir()
+        driver = start_browser(folder)
+        driver.get(live_server.url + "/admin/login/")
+        close_browser(driver, failed, folder)
+        shot = folder / "failure.png"
+        assert shot.exists() == failed
+        if failed:
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
