@@ -67,7 +67,7 @@ from blobcache.models import (
     CacheStatistics,
 )
 from blobcache.reconcile import REASONS, ClearedEntry, reconcile
-from blobcache.reference import validate_repository_name
+from blobcache.reference import NAME_MAX_LENGTH, validate_repository_name
 from blobcache.storage import StorageInvalid, StorageUnavailable
 
 #: Rows on one page of a listing (members, repositories, reconcile entries).
@@ -76,6 +76,8 @@ PAGE_SIZE = 100
 LOOKUP_REPOSITORIES = 500
 #: Listing pages a digest lookup reads per request (a sparse keyspace gives short pages).
 LOOKUP_PAGES = 20
+#: A filter longer than any repository name matches nothing and only costs Redis glob work.
+FILTER_MAX = NAME_MAX_LENGTH
 BAD_CURSOR = "the cursor is not one a page of this listing gave"
 #: Where reconcile reports live between the dry run and the pages that show it.
 REPORT_DIR = Path(tempfile.gettempdir()) / "blobcache-console"
@@ -482,6 +484,9 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
     def repositories_view(self, request: HttpRequest) -> HttpResponse:
         self.require(request, VIEW)
         text = request.GET.get("q", "")
+        if len(text) > FILTER_MAX:
+            error = f"a filter has at most {FILTER_MAX} characters (a repository name's limit)"
+            return self.render(request, "invalid", "Repositories", {"error": error}, 400)
         mode = "glob" if request.GET.get("mode") == "glob" else "prefix"
         pattern = (text or "*") if mode == "glob" else keys.glob_escape(text) + "*"
         position = _position(request)

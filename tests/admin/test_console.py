@@ -206,6 +206,7 @@ class TestPages:
             ("repository", {"name": "library//alpine"}),
             ("digest", {"digest": "sha256:short"}),
             ("repositories", {"cursor": "not-a-position"}),
+            ("repositories", {"q": "a" * 256, "mode": "glob"}),
             ("repository", {"name": ALPINE, "cursor": "0"}),
             ("digest", {"digest": D1, "cursor": "AAAA"}),
         ],
