@@ -59,7 +59,7 @@ class ScanCursorPagination(BasePagination):
                 detail={"parameter": self.page_size_query_param},
             )
         # Compared as text first: int() of a few thousand digits is refused by Python. Refused
-        # rather than clamped, so that a client never takes a short page for its page size.
+        # rather than clamped: a client asking for more learns the limit instead of guessing it.
         if len(digits) > len(str(self.max_page_size)) or int(digits) > self.max_page_size:
             raise RegistryError(
                 PAGINATION_NUMBER_INVALID,
