@@ -12,6 +12,12 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from django.utils.module_loading import import_string
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -332,7 +338,7 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
     def list(self, request: Request, name: str, **kwargs: Any) -> Response:
         scoped = self.cache.repository_scoped(name)
         members = self.paginate_queryset(
-            lambda cursor, size: listing.list_members(scoped, cursor, size)
+            lambda position, size: listing.list_members(scoped, position, size)
         )
         return self.get_paginated_response(MemberSerializer(members, many=True).data)
 
@@ -374,10 +380,19 @@ class EnvelopeErrorsMixin:
 
 
 class SchemaView(EnvelopeErrorsMixin, SpectacularAPIView):
-    """The OpenAPI schema, public: it describes the API and holds no data."""
+    """The OpenAPI schema, public: it describes the API and holds no data.
+
+    ``?format=json`` answers ``application/json``, which a browser shows inline (it downloads
+    the OpenAPI media types). Content negotiation by ``Accept`` is drf-spectacular's, unchanged:
+    YAML by default, ``application/vnd.oai.openapi+json`` when asked for.
+    """
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    # DRF takes the first renderer of the format that the Accept header allows.
+    renderer_classes = [
+        OpenApiYamlRenderer, OpenApiYamlRenderer2, OpenApiJsonRenderer2, OpenApiJsonRenderer
+    ]
 
 
 class DocsView(EnvelopeErrorsMixin, SpectacularSwaggerView):
@@ -396,13 +411,17 @@ class RepositoryViewSet(BlobCacheViewSet):
 
     @extend_schema(
         summary="List repositories",
-        description="Walks the keyspace with SCAN for membership sets.",
+        description=(
+            "Walks the keyspace with SCAN for membership sets, a bounded part per page, so a "
+            "page may be short or empty while next is not null. Names the registry could not "
+            "route (not UTF-8, invalid) are left out."
+        ),
         operation_id="repositories_list",
         responses={200: RepositoryCountSerializer(many=True), **_errors()},
     )
     def list(self, request: Request, **kwargs: Any) -> Response:
         cache = self.cache
         repositories = self.paginate_queryset(
-            lambda cursor, size: listing.list_repositories(cache, cursor, size)
+            lambda position, size: listing.list_repositories(cache, position, size)
         )
         return self.get_paginated_response(RepositoryCountSerializer(repositories, many=True).data)
