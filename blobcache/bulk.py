@@ -579,12 +579,18 @@ class _Run:
         """Like :meth:`digests_global`, in one repository; returns the members removed."""
         if self.cluster:
             return self.digests_repository_in_steps(repository, batch, entries)
+        reply = self.queue_digests_repository(self.client, repository, batch)
+        self.settle_digests(reply, entries)
+        return int(reply[1])
+
+    def queue_digests_repository(self, target: Any, repository: str, batch: Sequence[str]) -> Any:
+        """Call (or queue, when ``target`` is a pipeline) the repository batch script."""
         batch_keys = [keys.membership_key(repository)]
         for digest in batch:
             batch_keys += [keys.repository_key(repository, digest), keys.global_key(digest)]
-        reply = self.clear_digests_batch(keys=batch_keys, args=[self.mode, REPOSITORY, *batch])
-        self.settle_digests(reply, entries)
-        return int(reply[1])
+        return self.clear_digests_batch(
+            keys=batch_keys, args=[self.mode, REPOSITORY, *batch], client=target
+        )
 
     def digests_repository_in_steps(
         self, repository: str, batch: Sequence[str], entries: list[int]
@@ -614,6 +620,46 @@ class _Run:
         if not self.dry_run and kind == "set" and removed and not self.client.exists(membership):
             self.tally.add(0, 1)
         return removed
+
+    def digests_repositories(
+        self, groups: dict[str, list[str]]
+    ) -> dict[str, list[int] | DescriptorCorrupt]:
+        """The 3.1+ repository Clear of each group's digests, one round trip for all groups.
+
+        Each repository's part stays atomic on its own (one script call), so a repository whose
+        membership key has the wrong type fails alone: its value is the error and nothing of it
+        changed, while the other repositories are cleared.
+        """
+        outcomes: dict[str, list[int] | DescriptorCorrupt] = {}
+        if self.cluster:
+            for name, digests in groups.items():
+                entries = [0] * len(digests)
+                try:
+                    with translate_redis_errors(self.client):
+                        self.digests_repository_in_steps(name, digests, entries)
+                except DescriptorCorrupt as error:
+                    outcomes[name] = error
+                else:
+                    outcomes[name] = entries
+            return outcomes
+        pipe = self.client.pipeline(transaction=False)
+        for name, digests in groups.items():
+            self.queue_digests_repository(pipe, name, digests)
+        with shielded_from_interrupts():
+            replies = pipe.execute(raise_on_error=False)
+        for (name, digests), reply in zip(groups.items(), replies, strict=True):
+            entries = [0] * len(digests)
+            try:
+                if isinstance(reply, Exception):
+                    # Turned into DescriptorCorrupt (BLOBCACHE_CORRUPT) or CacheUnavailable.
+                    with translate_redis_errors(self.client):
+                        raise reply
+                self.settle_digests(reply, entries)
+            except DescriptorCorrupt as error:
+                outcomes[name] = error
+            else:
+                outcomes[name] = entries
+        return outcomes
 
     def settle_digests(self, reply: list[Any], entries: list[int], first: int = 0) -> None:
         for index, count in enumerate(reply[2:], start=first):
@@ -804,6 +850,71 @@ def clear_digests(
             run.tally.add(0, 1)
 
     return run.complete(walk)
+
+
+@dataclass
+class EntriesResult:
+    """What :func:`clear_entries` did, per requested entry (a repository and a digest)."""
+
+    cleared: int = 0
+    #: Entries that were not there: no membership of the digest in its repository.
+    unknown: int = 0
+    #: Entries of a repository whose membership key holds another type: left untouched.
+    corrupt: int = 0
+    #: ``stop`` was set and the batches after the one in flight did not run.
+    stopped: bool = False
+
+
+def clear_entries(
+    cache: DescriptorCache,
+    entries: Sequence[tuple[str, str]],
+    *,
+    batch_size: int = 500,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+    on_corrupt: Callable[[str, Sequence[str], DescriptorCorrupt], None] | None = None,
+) -> EntriesResult:
+    """Repository-scoped clears of many ``(repository, digest)`` pairs, as one Clear call each.
+
+    The registry 3.1+ semantics of :meth:`RepositoryScopedCache.clear`, ``batch_size`` pairs per
+    round trip (one script call per repository of the batch; per-entry steps on Cluster), so a
+    long list costs a few round trips instead of one per pair. A repository whose membership key
+    has the wrong type is reported to ``on_corrupt`` and counted in ``corrupt``; the other
+    repositories of its batch are still cleared. ``stop`` is looked at before each batch: once
+    it is set, no further batch starts, so a caller that gave up waiting abandons at most the
+    batch in flight. Pairs are validated first and must not repeat (duplicates count twice).
+    ``progress`` receives the number of pairs done after each batch, before the
+    ``descriptor_cleared`` signals of that batch are sent.
+    """
+    pairs = [
+        (validate_repository_name(name), validate_digest(digest)) for name, digest in entries
+    ]
+    run = _Run(cache, dry_run=False, batch_size=batch_size, progress=progress)
+    result = EntriesResult()
+
+    def walk() -> None:
+        for batch in _batches(pairs, batch_size):
+            if stop is not None and stop.is_set():
+                result.stopped = True
+                return
+            groups: dict[str, list[str]] = {}
+            for name, digest in batch:
+                groups.setdefault(name, []).append(digest)
+            outcomes = run.digests_repositories(groups)
+            run.advance(len(batch))
+            for name, outcome in outcomes.items():
+                if isinstance(outcome, DescriptorCorrupt):
+                    result.corrupt += len(groups[name])
+                    if on_corrupt is not None:
+                        on_corrupt(name, groups[name], outcome)
+                    continue
+                cleared = sum(1 for count in outcome if count)
+                result.cleared += cleared
+                result.unknown += len(outcome) - cleared
+                _announce(cache, groups[name], outcome, name)
+
+    run.complete(walk)
+    return result
 
 
 def _report_unknown(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
@@ -31,6 +32,8 @@ TOOMANYREQUESTS = "TOOMANYREQUESTS"
 NOT_FOUND = "NOT_FOUND"
 PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
 CURSOR_INVALID = "CURSOR_INVALID"
+#: A body over a size limit (the registry has no code of its own for 413).
+REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
 UNKNOWN = "UNKNOWN"
 
 #: Status of each domain error; subclasses (SizeInvalid, DigestInvalidLength...) inherit theirs.
@@ -132,17 +135,24 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, RequestDataTooBig):
         # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE; a descriptor is tiny.
         return Response(
-            error_body(domain.DescriptorInvalid.code, "the request body is too large"),
-            status=status.HTTP_400_BAD_REQUEST,
+            error_body(
+                REQUEST_TOO_LARGE,
+                "the request body is larger than the server accepts "
+                f"(DATA_UPLOAD_MAX_MEMORY_SIZE, {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)",
+            ),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
     if isinstance(exc, RegistryError):
+        # Every 503 is a state that passes (Redis, storage, configuration): say when to retry.
+        unavailable = exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
         return Response(
             error_body(exc.registry_code, exc.message, exc.registry_detail),
             status=exc.status_code,
+            headers=_unavailable_headers() if unavailable else None,
         )
     if not isinstance(exc, drf.APIException):
         return None
