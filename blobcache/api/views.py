@@ -43,6 +43,7 @@ from blobcache.api.serializers import (
     MemberSerializer,
     RepositoryCountSerializer,
     first_error,
+    unknown_field,
 )
 from blobcache.api.throttling import BlobCacheScopedRateThrottle
 from blobcache.cache import DescriptorCache, RepositoryScopedCache, get_descriptor_cache
@@ -162,6 +163,11 @@ class DescriptorViewSet(BlobCacheViewSet):
         if not isinstance(data, dict):
             raise DescriptorInvalid("the request body must be a JSON object")
         body = DescriptorWriteSerializer(data=data, context={"digest": digest})
+        unknown = unknown_field(data, list(body.fields))
+        if unknown is not None:
+            raise api_exceptions.RegistryError(
+                DescriptorInvalid.code, unknown[1], detail={"field": unknown[0]}
+            )
         if not body.is_valid():
             code, message, field = first_error(body)
             raise api_exceptions.RegistryError(
@@ -182,7 +188,7 @@ _RETRIEVE_RESPONSES: dict[int, Any] = {200: DescriptorSerializer, **_errors(404,
 _UPDATE_RESPONSES: dict[int, Any] = {
     200: OpenApiResponse(DescriptorSerializer, description="An entry existed."),
     201: OpenApiResponse(DescriptorSerializer, description="No entry existed."),
-    **_errors(409, 415),
+    **_errors(409, 413, 415),
 }
 _DESTROY_RESPONSES: dict[int, Any] = {
     204: OpenApiResponse(description="Cleared."),

@@ -206,14 +206,27 @@ def test_a_body_that_is_not_json_is_415(
     assert redis_client.dbsize() == 0
 
 
-def test_extra_descriptor_fields_are_ignored(api: APIClient, redis_client: redis.Redis) -> None:
-    payload = {"size": 1, "mediaType": OCTET, "urls": ["x"], "annotations": {"a": "b"}}
-    assert put_json(api, GLOBAL, payload).status_code == 201
-    assert redis_client.hgetall(f"blobs::{SHA256}") == {
-        "digest": SHA256,
-        "size": "1",
-        "mediatype": OCTET,
-    }
+@pytest.mark.parametrize("path", [GLOBAL, SCOPED])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"size": 1, "mediaType": OCTET, "urls": ["x"], "annotations": {"a": "b"}}, "annotations"),
+        ({"size": 1, "mediatype": OCTET}, "mediatype"),
+        ({"size": 1, "mediaType": OCTET, "digest": SHA256, "Size": 2}, "Size"),
+    ],
+    ids=["oci-fields", "typo", "case"],
+)
+def test_unknown_descriptor_fields_are_refused(
+    api: APIClient, redis_client: redis.Redis, path: str, payload: dict[str, Any], field: str
+) -> None:
+    response = put_json(api, path, payload)
+    assert response.status_code == 400
+    assert response.json() == envelope(
+        "DESCRIPTOR_INVALID",
+        f"unknown field {field!r}: expected digest, size or mediaType",
+        {"field": field},
+    )
+    assert redis_client.dbsize() == 0
 
 
 @pytest.mark.parametrize("path", [GLOBAL, SCOPED])
