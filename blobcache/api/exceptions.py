@@ -9,6 +9,8 @@ through ``REST_FRAMEWORK["EXCEPTION_HANDLER"]``, which belongs to the host proje
 from __future__ import annotations
 
 import math
+import os
+import re
 from typing import Any
 
 from django.conf import settings
@@ -70,6 +72,39 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"errors": [{"code": code, "message": message, "detail": detail}]}
 
 
+def _server_paths() -> list[tuple[str, str]]:
+    """Absolute paths of this server that messages may name, each with the setting naming it."""
+    paths: list[tuple[str, str]] = []
+    root = blobcache_settings.STORAGE_ROOT
+    if root:
+        paths.append((os.path.normpath(os.fspath(root)), "BLOBCACHE['STORAGE_ROOT']"))
+    try:
+        from blobcache.cache import get_descriptor_cache
+
+        socket = get_descriptor_cache().client.connection_pool.connection_kwargs.get("path")
+    except Exception:  # noqa: BLE001 - an error is being answered; no other may replace it
+        socket = None
+    if socket:
+        where = (
+            "BLOBCACHE['CLIENT_FACTORY']"
+            if blobcache_settings.CLIENT_FACTORY
+            else f"CACHES[{blobcache_settings.CACHE_ALIAS!r}]['LOCATION']"
+        )
+        paths.append((os.path.normpath(os.fspath(socket)), f"the Redis socket of {where}"))
+    return [(path, name) for path, name in paths if os.path.isabs(path) and path != os.sep]
+
+
+def hide_server_paths(message: str) -> str:
+    """API callers are not the server's operators: a configured path is named by its setting.
+
+    The commands keep the paths, since whoever runs them is on the host.
+    """
+    for path, name in _server_paths():
+        # Not where the name goes on: a sibling with a longer name is another path.
+        message = re.sub(rf"{re.escape(path)}(?![\w-])", name.replace("\\", r"\\"), message)
+    return message
+
+
 def _drf_code(exc: drf.APIException) -> str:
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
         return UNAUTHORIZED if exc.status_code == status.HTTP_401_UNAUTHORIZED else DENIED
@@ -122,7 +157,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         outage = isinstance(exc, domain.CacheUnavailable)
         return Response(
-            error_body(exc.code, exc.message, exc.detail),
+            error_body(exc.code, hide_server_paths(exc.message), exc.detail),
             status=code_status,
             headers=_unavailable_headers() if outage else None,
         )
@@ -150,7 +185,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # Every 503 is a state that passes (Redis, storage, configuration): say when to retry.
         unavailable = exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
         return Response(
-            error_body(exc.registry_code, exc.message, exc.registry_detail),
+            error_body(exc.registry_code, hide_server_paths(exc.message), exc.registry_detail),
             status=exc.status_code,
             headers=_unavailable_headers() if unavailable else None,
         )

@@ -241,6 +241,7 @@ class TestSecret:
         before = dump(shared)
         response = send(Client(), event("delete"))
         assert response.status_code == 503
+        assert response["Retry-After"] == "1"
         assert response.json() == envelope(
             "NOTIFICATIONS_UNCONFIGURED",
             "the notifications receiver is off: set BLOBCACHE['NOTIFICATIONS_SECRET']",
