@@ -170,6 +170,9 @@ class RepositoryCountSerializer(serializers.Serializer):
 
 class ClearedSerializer(serializers.Serializer):
     cleared = serializers.IntegerField(min_value=0)
+    # A key of the wrong type at a layout name is deleted without being an entry: only this
+    # count shows that the clear changed something.
+    keys_deleted = serializers.IntegerField(min_value=0)
 
 
 class ErrorSerializer(serializers.Serializer):

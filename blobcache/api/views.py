@@ -296,7 +296,9 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
         summary="Clear a repository scope",
         description=(
             "Removes the membership set and every repository hash of the repository; global "
-            "entries stay. cleared counts the digests whose membership or hash was removed."
+            "entries stay. cleared counts the digests whose membership or hash was removed, "
+            "keys_deleted the Redis keys deleted (a key of the wrong type at the membership "
+            "set's name included)."
         ),
         parameters=[NAME_PARAMETER],
         operation_id="repository_blobs_clear",
@@ -305,7 +307,8 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
     def clear(self, request: Request, name: str, **kwargs: Any) -> Response:
         scoped = self.cache.repository_scoped(name)
         result = bulk.clear_repository_scope(self.cache, scoped.repository)
-        return Response(ClearedSerializer({"cleared": result.cleared}).data)
+        counts = {"cleared": result.cleared, "keys_deleted": result.keys_deleted}
+        return Response(ClearedSerializer(counts).data)
 
 
 class EnvelopeErrorsMixin:
