@@ -596,30 +596,111 @@ class _Run:
         self, repository: str, batch: Sequence[str], entries: list[int]
     ) -> int:
         """The 3.1+ repository Clear per digest for Cluster: membership, hash, global fields."""
-        membership = keys.membership_key(repository)
-        kind = self.key_type(membership)
-        if kind not in ("none", "set"):
-            raise DescriptorCorrupt(f"a cache key holds a value of the wrong type: {membership}")
-        removed = 0
-        for index, digest in enumerate(batch):
-            if kind != "set" or not self.client.sismember(membership, digest):
-                continue
-            hash_key = keys.repository_key(repository, digest)
-            if self.dry_run:
-                existed = bool(self.client.exists(hash_key))
+        outcome = self.digests_repositories_in_steps({repository: list(batch)})[repository]
+        if isinstance(outcome, DescriptorCorrupt):
+            raise outcome
+        for index, count in enumerate(outcome):
+            entries[index] += count
+        return sum(1 for count in outcome if count)
+
+    def pipelined(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """Commands in one pipeline (on a Cluster, redis-py sends one per node); each reply,
+        or the ResponseError it raised."""
+        if not calls:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name, args in calls:
+            getattr(pipe, name)(*args)
+        replies = list(pipe.execute(raise_on_error=False))
+        for reply in replies:
+            if isinstance(reply, Exception) and not isinstance(reply, redis_errors.NoScriptError):
+                # WRONGTYPE (a key replaced meanwhile) or an outage: the caller's translation.
+                raise reply
+        return replies
+
+    def digests_repositories_in_steps(
+        self, groups: dict[str, list[str]]
+    ) -> dict[str, list[int] | DescriptorCorrupt]:
+        """The batch script's repository Clear for Cluster, where no script spans the keys.
+
+        Steps in the reader-safe order, each one pipeline for every group (redis-py sends it as
+        one round trip per node): the sets' types, then the memberships (SREM says which digests
+        were members), then those digests' repository hashes and global fields, then the sets
+        again, to count the ones emptied. Each entry is cleared whole before the call returns;
+        a reader in between sees a miss, never a member without its hash.
+        """
+        outcomes: dict[str, list[int] | DescriptorCorrupt] = {}
+        names = list(groups)
+        kinds = self.pipelined([("type", (keys.membership_key(name),)) for name in names])
+        live: list[str] = []
+        for name, kind in zip(names, kinds, strict=True):
+            text = keys.key_text(kind)
+            if text == "set":
+                live.append(name)
+            elif text == "none":
+                outcomes[name] = [0] * len(groups[name])
             else:
-                self.client.srem(membership, digest)
-                existed = bool(self.client.delete(hash_key))
-            entries[index] += 1
-            self.tally.add(1, int(existed))
-            removed += 1
-            reply = self.clear_digests_batch(
-                keys=[keys.global_key(digest)], args=[self.mode, GLOBAL]
+                outcomes[name] = DescriptorCorrupt(
+                    f"a cache key holds a value of the wrong type: {keys.membership_key(name)}"
+                )
+        leave = "sismember" if self.dry_run else "srem"
+        flags = iter(
+            self.pipelined(
+                [
+                    (leave, (keys.membership_key(name), digest))
+                    for name in live
+                    for digest in groups[name]
+                ]
             )
-            self.settle_digests(reply, entries, index)
-        if not self.dry_run and kind == "set" and removed and not self.client.exists(membership):
-            self.tally.add(0, 1)
-        return removed
+        )
+        members = {name: [bool(next(flags)) for _ in groups[name]] for name in live}
+        if any(any(held) for held in members.values()):
+            self.client.script_load(self.clear_digests_batch.script)
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        for name in live:
+            for digest, member in zip(groups[name], members[name], strict=True):
+                if member:
+                    hash_key = keys.repository_key(name, digest)
+                    calls.append(("exists" if self.dry_run else "delete", (hash_key,)))
+                    # redis-py refuses ``evalsha`` in a Cluster pipeline because it cannot load
+                    # a script there; it is loaded on every primary above, and a NOSCRIPT reply
+                    # is redone below.
+                    calls.append(
+                        (
+                            "execute_command",
+                            (
+                                "EVALSHA",
+                                self.clear_digests_batch.sha,
+                                1,
+                                keys.global_key(digest),
+                                self.mode,
+                                GLOBAL,
+                            ),
+                        )
+                    )
+        replies = iter(self.pipelined(calls))
+        for name in live:
+            entries = [0] * len(groups[name])
+            for index, (digest, member) in enumerate(
+                zip(groups[name], members[name], strict=True)
+            ):
+                if not member:
+                    continue
+                existed, reply = next(replies), next(replies)
+                if isinstance(reply, redis_errors.NoScriptError):
+                    # A primary restarted since the load: it ran nothing, so running it is exact.
+                    reply = self.clear_digests_batch(
+                        keys=[keys.global_key(digest)], args=[self.mode, GLOBAL]
+                    )
+                entries[index] += 1
+                self.tally.add(1, int(existed))
+                self.settle_digests(reply, entries, index)
+            outcomes[name] = entries
+        if not self.dry_run:
+            emptied = [name for name in live if any(members[name])]
+            sizes = self.pipelined([("exists", (keys.membership_key(name),)) for name in emptied])
+            self.tally.add(0, sum(1 for size in sizes if not size))
+        return outcomes
 
     def digests_repositories(
         self, groups: dict[str, list[str]]
@@ -630,18 +711,9 @@ class _Run:
         membership key has the wrong type fails alone: its value is the error and nothing of it
         changed, while the other repositories are cleared.
         """
-        outcomes: dict[str, list[int] | DescriptorCorrupt] = {}
         if self.cluster:
-            for name, digests in groups.items():
-                entries = [0] * len(digests)
-                try:
-                    with translate_redis_errors(self.client):
-                        self.digests_repository_in_steps(name, digests, entries)
-                except DescriptorCorrupt as error:
-                    outcomes[name] = error
-                else:
-                    outcomes[name] = entries
-            return outcomes
+            return self.digests_repositories_in_steps(groups)
+        outcomes: dict[str, list[int] | DescriptorCorrupt] = {}
         pipe = self.client.pipeline(transaction=False)
         for name, digests in groups.items():
             self.queue_digests_repository(pipe, name, digests)
