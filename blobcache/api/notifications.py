@@ -284,11 +284,10 @@ def check_length(request: Request) -> None:
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        length = 0  # the body read is bounded by the server; the parsed size is checked too
+        length = 0  # Django then reads no body at all
     if length > limit:
         raise too_large(
-            f"the envelope has {length} bytes, more than NOTIFICATIONS_MAX_BYTES ({limit}); "
-            "lower the registry endpoint's threshold"
+            f"the envelope has {length} bytes, more than NOTIFICATIONS_MAX_BYTES ({limit})"
         )
 
 
@@ -319,7 +318,7 @@ class NotificationsView(APIView):
         if outcome.events > limit:
             raise too_large(
                 f"the envelope has {outcome.events} events, more than NOTIFICATIONS_MAX_EVENTS"
-                f" ({limit}); lower the registry endpoint's threshold"
+                f" ({limit})"
             )
         if targets:
             cache = get_descriptor_cache()
