@@ -15,6 +15,7 @@ E001 = "blobcache.E001"  # the cache alias is not configured
 E002 = "blobcache.E002"  # the cache alias is not a django-redis backend
 E003 = "blobcache.E003"  # CLIENT_FACTORY cannot be imported or is not callable
 E004 = "blobcache.E004"  # BLOBCACHE is not a dict or holds unknown keys
+E005 = "blobcache.E005"  # AUDIT_RETENTION_DAYS is not a number of days or None
 W001 = "blobcache.W001"  # (deploy) Redis cannot be reached
 W002 = "blobcache.W002"  # (deploy) maxmemory-policy is not allkeys-lru
 
@@ -85,6 +86,21 @@ def check_connection_source(app_configs: Any = None, **kwargs: Any) -> list[Chec
                 id=E002,
             )
         ]
+    return []
+
+
+# Not tagged "caches": the commands run only those checks, and a bad retention must not stop a
+# clear during an incident; ``manage.py check``, ``migrate`` and the servers report it.
+@register()
+def check_audit_retention(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not isinstance(getattr(settings, "BLOBCACHE", None) or {}, dict):
+        return []  # E004
+    from blobcache.audit import retention_days
+
+    try:
+        retention_days()
+    except ValueError as error:
+        return [Error(str(error), hint="Give whole days, e.g. 90, or None.", id=E005)]
     return []
 
 

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     # Receiver jobs (running, or abandoned by a timed-out request and finishing their batch) per
     # process; one more is answered 503 with Retry-After at once.
     "NOTIFICATIONS_MAX_JOBS": 4,
+    # Days the audit log keeps its rows (blobcache_audit_prune deletes older ones); None keeps
+    # them forever.
+    "AUDIT_RETENTION_DAYS": 90,
 }
 
 SETTING_NAME = "BLOBCACHE"

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from blobcache import keys, scripts, signals
+from blobcache import audit, keys, scripts, signals
 from blobcache.bulk import (
     GLOBAL,
     MEMBERSHIP,
@@ -53,6 +53,7 @@ from blobcache.cache import (
     get_descriptor_cache,
     translate_redis_errors,
 )
+from blobcache.models import RECONCILE, REPOSITORY_SCOPE
 from blobcache.reference import validate_repository_name
 from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
 
@@ -487,29 +488,40 @@ def reconcile(
     and returns with ``interrupted`` set; every batch is applied whole or not at all. Raises
     ``CacheUnavailable`` when Redis cannot answer and ``StorageUnavailable`` when storage cannot
     be read.
+
+    Every call, failed ones included, is recorded as one ``reconcile`` row of the audit log
+    (counts per reason and ``skipped``), attributed to the current :mod:`blobcache.actor`.
     """
-    name = None if repository is None else validate_repository_name(repository)
-    check_batch_size(batch_size)
-    storage = RegistryStorage.open(storage_root)
-    cache = cache if cache is not None else get_descriptor_cache()
-    run = _Reconciliation(
-        cache,
-        storage,
-        dry_run=dry_run,
-        batch_size=batch_size,
-        progress=progress,
-        on_cleared=on_cleared,
-    )
-    interrupted = False
-    try:
-        with translate_redis_errors(cache.client):
-            if name is not None:
-                run.repository_members(name)
-                run.repository_orphans(name)
-            else:
-                run.every_repository()
-                run.every_global()
-    except KeyboardInterrupt:
-        interrupted = True
-    return run.result(name, interrupted)
+    scope = REPOSITORY_SCOPE if repository is not None else ""
+    with audit.recording(RECONCILE, scope=scope, repository=repository, dry_run=dry_run) as entry:
+        name = None if repository is None else validate_repository_name(repository)
+        check_batch_size(batch_size)
+        storage = RegistryStorage.open(storage_root)
+        cache = cache if cache is not None else get_descriptor_cache()
+        run = _Reconciliation(
+            cache,
+            storage,
+            dry_run=dry_run,
+            batch_size=batch_size,
+            progress=progress,
+            on_cleared=on_cleared,
+        )
+        interrupted = False
+        try:
+            with translate_redis_errors(cache.client):
+                if name is not None:
+                    run.repository_members(name)
+                    run.repository_orphans(name)
+                else:
+                    run.every_repository()
+                    run.every_global()
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            # Batches are applied whole: a run that Redis or storage stopped midway is
+            # recorded with what it had cleared by then.
+            result = run.result(name, interrupted)
+            entry.set_result(result)
+            entry.counts = {**run.counts, "skipped": run.skipped}
+        return result
 

@@ -101,3 +101,15 @@ def redis_client(topology: Topology) -> Iterator[Any]:
 @pytest.fixture()
 def cache(redis_client: redis.Redis) -> DescriptorCache:
     return get_descriptor_cache()
+
+
+@pytest.fixture()
+def stopped_redis(tmp_path: Any) -> Iterator[int]:
+    """blobcache pointed at a private redis-server that was started and then stopped: Redis is
+    down the way an outage looks (connection refused on a known address). Yields its port."""
+    from blobcache.testing import start_redis_process
+
+    server = start_redis_process(tmp_path)
+    server.stop()
+    with override_settings(CACHES=caches_for(f"redis://127.0.0.1:{server.port}/0")):
+        yield server.port

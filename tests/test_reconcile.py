@@ -18,7 +18,7 @@ from django.test import override_settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from blobcache import Descriptor, signals
+from blobcache import Descriptor, actor, signals
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.exceptions import CacheUnavailable, NameInvalid
 from blobcache.reconcile import (
@@ -32,6 +32,7 @@ from blobcache.reconcile import (
 )
 from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
 from blobcache.testing import Topology, start_cluster
+from tests.audit_state import audit_row, audit_rows
 from tests.redis_state import dump
 from tests.topologies import django_settings_for, flush, raw_client_for
 
@@ -608,3 +609,74 @@ def test_cluster_runs_the_same_reconciliation_in_per_slot_steps(
     assert client.smembers(f"repository::{ALPINE}::blobs") == {D1}
     assert client.smembers(f"repository::{APP}::blobs") == {D3}
     client.close()
+
+
+@pytest.mark.django_db
+class TestAuditLog:
+    """reconcile() records one row per call, for whichever actor is current."""
+
+    def test_a_portals_own_call_is_python_and_the_console_is_admin(
+        self, stale: redis.Redis, tree: StorageTree
+    ) -> None:
+        reconcile(tree.root, dry_run=True)
+        with actor.acting_as(actor.ADMIN, "alice"):
+            reconcile(tree.root, repository=APP)
+        assert audit_rows() == [
+            audit_row(
+                "reconcile",
+                cleared=5,
+                keys_deleted=5,
+                counts={**EXPECTED_REASONS, "skipped": 0},
+                dry_run=True,
+            ),
+            audit_row(
+                "reconcile",
+                interface="admin",
+                user="alice",
+                scope="repository",
+                repository=APP,
+                cleared=2,
+                keys_deleted=2,
+                counts={
+                    MEMBERSHIP_UNLINKED: 1,
+                    MEMBERSHIP_DATA_MISSING: 0,
+                    ORPHAN_REPOSITORY_HASH: 1,
+                    GLOBAL_DATA_MISSING: 0,
+                    "skipped": 0,
+                },
+            ),
+        ]
+
+    def test_an_interrupted_run_has_the_counts_it_reached(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        for key_digest in [digest(n) for n in range(100, 110)]:
+            cache_entry(cache, APP, key_digest)
+
+        def interrupt(done: int) -> None:
+            raise KeyboardInterrupt
+
+        assert reconcile(tree.root, repository=APP, batch_size=4, progress=interrupt).interrupted
+        (entry,) = audit_rows()
+        assert (entry["outcome"], entry["cleared"], entry["keys_deleted"]) == ("interrupted", 4, 4)
+        assert entry["counts"][MEMBERSHIP_UNLINKED] == 4
+        assert redis_client.scard(f"repository::{APP}::blobs") == 6
+
+    def test_failures_are_recorded_with_their_outcome(
+        self, tree: StorageTree, tmp_path: Path, dead_cache: DescriptorCache
+    ) -> None:
+        with pytest.raises(StorageInvalid):
+            reconcile(tmp_path / "nope", cache=dead_cache)
+        with pytest.raises(NameInvalid):
+            reconcile(tree.root, repository="Team/App", cache=dead_cache)
+        with pytest.raises(CacheUnavailable):
+            reconcile(tree.root, cache=dead_cache, dry_run=True)
+        outcomes = [(row["outcome"], row["repository"], row["dry_run"]) for row in audit_rows()]
+        assert outcomes == [
+            ("invalid", "", False),
+            ("invalid", "Team/App", False),
+            ("unavailable", "", True),
+        ]
+        (_, _, down) = audit_rows()
+        assert down["detail"].startswith("cannot reach Redis at 127.0.0.1:")
+        assert (down["cleared"], down["keys_deleted"]) == (0, 0)

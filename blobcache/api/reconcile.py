@@ -159,7 +159,9 @@ class ReconcileViewSet(BlobCacheViewSet):
                 status_code=status.HTTP_400_BAD_REQUEST,
             )
         try:
-            result = reconcile(root, repository=repository, dry_run=dry_run, cache=self.cache)
+            # reconcile() records its own audit row, attributed to this user.
+            with self.acting():
+                result = reconcile(root, repository=repository, dry_run=dry_run, cache=self.cache)
         except (StorageInvalid, StorageUnavailable) as error:
             # The configured root is the server's business, and a mount may come back.
             raise RegistryError(

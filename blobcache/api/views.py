@@ -7,7 +7,8 @@ so a host project changes them without touching its global ``REST_FRAMEWORK`` be
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from django.utils.module_loading import import_string
@@ -18,6 +19,7 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.pagination import BasePagination
@@ -29,7 +31,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.viewsets import GenericViewSet
 
-from blobcache import bulk, listing
+from blobcache import actor, audit, bulk, listing
 from blobcache.api import exceptions as api_exceptions
 from blobcache.api.content import DescriptorJSONParser, JSONOnlyNegotiation
 from blobcache.api.pagination import ScanCursorPagination
@@ -48,8 +50,18 @@ from blobcache.api.serializers import (
 from blobcache.api.throttling import BlobCacheScopedRateThrottle
 from blobcache.cache import DescriptorCache, RepositoryScopedCache, get_descriptor_cache
 from blobcache.conf import blobcache_settings
+from blobcache.descriptor import Descriptor
 from blobcache.digest import validate_digest
 from blobcache.exceptions import DescriptorInvalid
+from blobcache.models import (
+    CLEAR,
+    CLEAR_REPOSITORY_SCOPE,
+    GLOBAL_SCOPE,
+    INVALID,
+    REPOSITORY_SCOPE,
+    SET,
+    UNAVAILABLE,
+)
 
 DEFAULT_PERMISSION_CLASSES: list[Any] = [DescriptorPermissions]
 #: Added to the host's default throttles; it does nothing until a "blobcache" rate is set.
@@ -141,6 +153,24 @@ class BlobCacheViewSet(GenericViewSet):
     def cache(self) -> DescriptorCache:
         return get_descriptor_cache()
 
+    def acting(self) -> AbstractContextManager[actor.Actor]:
+        """The work inside is the authenticated user's, through the API."""
+        return actor.acting_as(actor.API, self.request.user.get_username())
+
+    @contextmanager
+    def audited(self, operation: str, **fields: Any) -> Iterator[audit.PendingEntry]:
+        """One audit row for a write or clear; a failure is recorded with its outcome too.
+
+        DRF's own errors raised inside (a body that does not parse) are bad input; the domain
+        errors get their outcome from :func:`blobcache.audit.outcome_for`.
+        """
+        with self.acting(), audit.recording(operation, **fields) as entry:
+            try:
+                yield entry
+            except drf_exceptions.APIException as error:
+                entry.outcome = INVALID if error.status_code < 500 else UNAVAILABLE
+                raise
+
 
 class DescriptorViewSet(BlobCacheViewSet):
     """GET/HEAD, PUT and DELETE of one descriptor; subclasses choose the service."""
@@ -150,11 +180,27 @@ class DescriptorViewSet(BlobCacheViewSet):
     def get_service(self) -> DescriptorCache | RepositoryScopedCache:
         raise NotImplementedError
 
+    def audit_scope(self) -> dict[str, Any]:
+        """The audit row's scope fields for this view's entries."""
+        raise NotImplementedError
+
     def retrieve(self, request: Request, digest: str, **kwargs: Any) -> Response:
         descriptor = self.get_service().stat(digest)
         return Response(DescriptorSerializer(descriptor).data)
 
     def update(self, request: Request, digest: str, **kwargs: Any) -> Response:
+        with self.audited(SET, digest=digest, **self.audit_scope()) as entry:
+            stored, created = self.write_descriptor(request, digest)
+            entry.detail = (
+                f"{'created' if created else 'updated'}: size={stored.size} "
+                f"mediaType={stored.media_type or '-'}"
+            )
+        return Response(
+            DescriptorSerializer(stored).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    def write_descriptor(self, request: Request, digest: str) -> tuple[Descriptor, bool]:
         service = self.get_service()
         validate_digest(digest)
         data = request.data
@@ -173,14 +219,12 @@ class DescriptorViewSet(BlobCacheViewSet):
             raise api_exceptions.RegistryError(
                 code, message, detail={"field": field} if field else None
             )
-        stored, created = service.put(digest, body.to_descriptor())
-        return Response(
-            DescriptorSerializer(stored).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return service.put(digest, body.to_descriptor())
 
     def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        self.get_service().clear(digest)
+        with self.audited(CLEAR, digest=digest, **self.audit_scope()) as entry:
+            self.get_service().clear(digest)
+            entry.cleared = 1
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -201,6 +245,9 @@ class GlobalDescriptorViewSet(DescriptorViewSet):
 
     def get_service(self) -> DescriptorCache:
         return self.cache
+
+    def audit_scope(self) -> dict[str, Any]:
+        return {"scope": GLOBAL_SCOPE}
 
     @extend_schema(
         summary="Read a global descriptor",
@@ -237,6 +284,9 @@ class RepositoryDescriptorViewSet(DescriptorViewSet):
 
     def get_service(self) -> RepositoryScopedCache:
         return self.cache.repository_scoped(self.kwargs["name"])
+
+    def audit_scope(self) -> dict[str, Any]:
+        return {"scope": REPOSITORY_SCOPE, "repository": self.kwargs["name"]}
 
     @extend_schema(
         summary="Read a repository-scoped descriptor",
@@ -305,8 +355,12 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
         responses={200: ClearedSerializer, **_errors(409)},
     )
     def clear(self, request: Request, name: str, **kwargs: Any) -> Response:
-        scoped = self.cache.repository_scoped(name)
-        result = bulk.clear_repository_scope(self.cache, scoped.repository)
+        with self.audited(
+            CLEAR_REPOSITORY_SCOPE, scope=REPOSITORY_SCOPE, repository=name
+        ) as entry:
+            scoped = self.cache.repository_scoped(name)
+            result = bulk.clear_repository_scope(self.cache, scoped.repository)
+            entry.set_result(result)
         counts = {"cleared": result.cleared, "keys_deleted": result.keys_deleted}
         return Response(ClearedSerializer(counts).data)
 

@@ -22,6 +22,7 @@ from typing import Any
 from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from blobcache import actor, audit
 from blobcache.bulk import Progress
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.digest import validate_digest
@@ -33,6 +34,7 @@ from blobcache.exceptions import (
     DigestInvalid,
     NameInvalid,
 )
+from blobcache.models import REFUSED
 
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
@@ -124,7 +126,7 @@ class BlobcacheCommand(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.interrupted_by: int | None = None
-        with self._interrupts_raise():
+        with self._interrupts_raise(), actor.acting_as(actor.COMMAND, actor.command_user()):
             try:
                 self.run(*args, **options)
             except KeyboardInterrupt:
@@ -167,6 +169,19 @@ class BlobcacheCommand(BaseCommand):
             "run the same command again to finish",
             returncode=self.interrupt_status(),
         )
+
+    def confirm_recorded(
+        self, options: dict[str, Any], question: str, operation: str, **fields: Any
+    ) -> None:
+        """Ask before a real clear run interactively; a refusal is recorded in the audit log as
+        ``operation`` with outcome ``refused``. A dry run changes nothing and never asks."""
+        if not options["interactive"] or options["dry_run"]:
+            return
+        try:
+            confirm(self, question)
+        except CommandError as error:
+            audit.record(operation, outcome=REFUSED, detail=str(error), **fields)
+            raise
 
     def print_json(self, value: Any) -> None:
         self.stdout.write(json.dumps(value))

@@ -13,17 +13,26 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from blobcache import bulk
+from blobcache import audit, bulk
 from blobcache.bulk import ClearResult
 from blobcache.connection import describe_client
 from blobcache.management.base import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     BlobcacheCommand,
-    confirm,
     plural,
     read_digest_file,
     validated_digests,
+)
+from blobcache.models import (
+    CLEAR,
+    CLEAR_ALL,
+    CLEAR_DIGESTS,
+    CLEAR_EVERYWHERE,
+    CLEAR_REPOSITORY_SCOPE,
+    GLOBAL_SCOPE,
+    MISS,
+    REPOSITORY_SCOPE,
 )
 from blobcache.reference import validate_repository_name
 
@@ -80,37 +89,45 @@ class Command(BlobcacheCommand):
         cache = self.cache
         common = {"dry_run": options["dry_run"], "batch_size": options["batch_size"]}
         where = describe_client(cache.client)
+        unique = list(dict.fromkeys(digests))
+        operation, audited = audit_fields(options, unique)
         if options["all"] and repository is not None:
-            self._confirm(options, f"clear the whole scope of repository {repository!r} ({where})")
-            with self.progress_bar(
-                lambda: bulk.repository_size(cache, repository), "members"
-            ) as bar:
-                result = bulk.clear_repository_scope(
-                    cache, repository, progress=bar, sweep=options["sweep"], **common
-                )
-            self.report(options, result)
+            question = f"clear the whole scope of repository {repository!r} ({where})"
         elif options["all"]:
-            self._confirm(options, f"delete every key of the registry's cache layout at {where}")
-            with self.progress_bar(lambda: bulk.database_size(cache), "keys") as bar:
-                result = bulk.clear_all(cache, progress=bar, **common)
-            self.report(options, result)
+            question = f"delete every key of the registry's cache layout at {where}"
+        elif options["everywhere"]:
+            question = f"clear {len(unique)} digest(s) globally and in every repository ({where})"
         else:
-            unique = len(dict.fromkeys(digests))
-            if options["everywhere"]:
-                self._confirm(
-                    options, f"clear {unique} digest(s) globally and in every repository ({where})"
-                )
-            with self.progress_bar(lambda: unique, "digests") as bar:
-                result = bulk.clear_digests(
-                    cache,
-                    digests,
-                    repository=repository,
-                    everywhere=options["everywhere"],
-                    progress=bar,
-                    on_unknown=self._unknown,
-                    **common,
-                )
-            self.report(options, result, requested=unique)
+            question = ""
+        if question:
+            self.confirm_recorded(options, question, operation, **audited)
+        with audit.recording(operation, **audited) as entry:
+            if options["all"] and repository is not None:
+                with self.progress_bar(
+                    lambda: bulk.repository_size(cache, repository), "members"
+                ) as bar:
+                    result = bulk.clear_repository_scope(
+                        cache, repository, progress=bar, sweep=options["sweep"], **common
+                    )
+            elif options["all"]:
+                with self.progress_bar(lambda: bulk.database_size(cache), "keys") as bar:
+                    result = bulk.clear_all(cache, progress=bar, **common)
+            else:
+                with self.progress_bar(lambda: len(unique), "digests") as bar:
+                    result = bulk.clear_digests(
+                        cache,
+                        unique,
+                        repository=repository,
+                        everywhere=options["everywhere"],
+                        progress=bar,
+                        on_unknown=self._unknown,
+                        **common,
+                    )
+                entry.counts = {"requested": len(unique), "unknown": result.unknown}
+                if result.unknown and not result.interrupted:
+                    entry.outcome = MISS
+            entry.set_result(result)
+        self.report(options, result, requested=len(unique))
 
     def _check_usage(self, options: dict[str, Any], digests: list[str]) -> None:
         given = bool(options["digests"]) or options["from_file"] is not None
@@ -126,11 +143,6 @@ class Command(BlobcacheCommand):
             return
         raise CommandError(f"Error: {problem}", returncode=EXIT_USAGE)
 
-    def _confirm(self, options: dict[str, Any], question: str) -> None:
-        # A dry run changes nothing, so it never needs a confirmation.
-        if options["interactive"] and not options["dry_run"]:
-            confirm(self, question)
-
     def _unknown(self, digest: str) -> None:
         self.stderr.write(f"{digest}: unknown blob")
 
@@ -144,6 +156,22 @@ class Command(BlobcacheCommand):
             raise CommandError(
                 f"{result.unknown} of {requested} digests were unknown", returncode=EXIT_PARTIAL
             )
+
+
+def audit_fields(options: dict[str, Any], digests: list[str]) -> tuple[str, dict[str, Any]]:
+    """The audit log's operation for the command's mode, and the row's fields known upfront."""
+    repository = options["repository"]
+    fields: dict[str, Any] = {"dry_run": options["dry_run"], "repository": repository}
+    if options["all"]:
+        if repository is None:
+            return CLEAR_ALL, fields
+        return CLEAR_REPOSITORY_SCOPE, {**fields, "scope": REPOSITORY_SCOPE}
+    if len(digests) == 1:
+        fields["digest"] = digests[0]
+    if options["everywhere"]:
+        return CLEAR_EVERYWHERE, fields
+    fields["scope"] = GLOBAL_SCOPE if repository is None else REPOSITORY_SCOPE
+    return (CLEAR if len(digests) == 1 else CLEAR_DIGESTS), fields
 
 
 def summary(result: ClearResult) -> str:

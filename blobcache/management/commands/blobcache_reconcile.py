@@ -23,9 +23,9 @@ from blobcache.management.base import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     BlobcacheCommand,
-    confirm,
 )
 from blobcache.management.commands.blobcache_clear import plural
+from blobcache.models import RECONCILE, REPOSITORY_SCOPE
 from blobcache.reconcile import REASONS, ClearedEntry, ReconcileResult, reconcile
 from blobcache.reference import validate_repository_name
 from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
@@ -69,13 +69,15 @@ class Command(BlobcacheCommand):
         except StorageUnavailable as error:
             raise CommandError(str(error), returncode=EXIT_PARTIAL) from None
         cache = self.cache
-        if options["interactive"] and not options["dry_run"]:
-            scope = f" of repository {repository!r}" if repository else ""
-            confirm(
-                self,
-                f"clear the cache entries{scope} at {describe_client(cache.client)} that "
-                f"{storage.root} no longer backs",
-            )
+        where = f" of repository {repository!r}" if repository else ""
+        self.confirm_recorded(
+            options,
+            f"clear the cache entries{where} at {describe_client(cache.client)} that "
+            f"{storage.root} no longer backs",
+            RECONCILE,
+            scope=REPOSITORY_SCOPE if repository else "",
+            repository=repository,
+        )
         # Cleared entries are spooled to disk for the JSON listing: memory stays bounded
         # however many entries a sweep leaves stale.
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:

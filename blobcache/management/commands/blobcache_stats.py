@@ -1,4 +1,5 @@
-"""``manage.py blobcache_stats [--format text|json]``: the cache's size from one SCAN pass."""
+"""``manage.py blobcache_stats [--format text|json]``: the cache's size from one SCAN pass,
+saved in the database as the last count (:mod:`blobcache.statistics`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from blobcache import bulk
+from blobcache import bulk, statistics
 from blobcache.bulk import CacheStats
 from blobcache.management.base import BlobcacheCommand
 
@@ -23,7 +24,8 @@ class Command(BlobcacheCommand):
     def run(self, *args: Any, **options: Any) -> None:
         cache = self.cache
         with self.progress_bar(lambda: bulk.database_size(cache), "keys") as bar:
-            stats = bulk.cache_stats(cache, progress=bar)
+            # Saved as the console's and the metrics' last count; a failed count is saved too.
+            stats = statistics.as_cache_stats(statistics.run(cache, progress=bar))
         if options["format"] == "json":
             self.print_json(stats.as_dict())
         else:

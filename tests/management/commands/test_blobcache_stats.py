@@ -6,6 +6,9 @@ import json
 
 import redis
 
+from blobcache import statistics
+from blobcache.actor import command_user
+from blobcache.models import CacheStatistics
 from tests.management.commands.helpers import run
 from tests.test_bulk import NOT_LAYOUT, crowded, populated
 
@@ -46,3 +49,27 @@ def test_text_says_memory_is_sampled(crowded: redis.Redis) -> None:
 def test_usage_error_exits_2(redis_client: redis.Redis) -> None:
     outcome = run("blobcache_stats", "--format", "csv")
     assert outcome.status == 2
+
+
+def test_the_count_is_saved_as_the_commands(db: None, crowded: redis.Redis) -> None:
+    outcome = run("blobcache_stats", "--format", "json")
+    assert outcome.status == 0
+    saved = statistics.latest()
+    assert saved is not None
+    assert json.loads(outcome.stdout) == {
+        "descriptors": saved.descriptors,
+        "repositories": saved.repositories,
+        "memberships": saved.memberships,
+        "repository_descriptors": saved.repository_hashes,
+        "memory_bytes": saved.memory_bytes,
+    }
+    assert (saved.descriptors, saved.repositories, saved.memberships) == (4, 3, 6)
+    assert (saved.interface, saved.user) == ("command", command_user())
+
+
+def test_redis_down_saves_a_failed_count(db: None, stopped_redis: int) -> None:
+    outcome = run("blobcache_stats")
+    assert outcome.status == 3
+    (row,) = CacheStatistics.objects.all()
+    assert (row.state, row.interface) == ("failed", "command")
+    assert row.error.startswith(f"cannot reach Redis at 127.0.0.1:{stopped_redis}: ")

@@ -1,0 +1,73 @@
+"""Audit rows of commands run as an operator runs them: a real signal, a real terminal."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from blobcache.actor import command_user
+from tests.management.test_processes import TestInterrupt as _Interrupt
+from tests.management.test_processes import TestTerminal as _Terminal
+from tests.management.test_processes import populate
+from tests.test_bulk import D1, crowded, populated
+
+__all__ = ["crowded", "populated"]  # fixtures shared with the bulk tests
+
+Rows = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_clear_is_recorded_with_its_partial_counts(
+    redis_url: str,
+    redis_client: redis.Redis,
+    process_audit_rows: Rows,
+    signum: int,
+    status: int,
+) -> None:
+    populate(redis_client, repositories=1, members=60_000)
+    membership = "repository::load/repo0::blobs"
+    returncode, stdout, stderr = _Interrupt().interrupted(
+        redis_url,
+        ["--repository", "load/repo0", "--all"],
+        lambda: redis_client.scard(membership) < 60_000,
+        signum,
+    )
+    assert returncode == status, stderr
+    summary = json.loads(stdout)
+    (entry,) = process_audit_rows()
+    done = 60_000 - redis_client.scard(membership)
+    assert summary["cleared"] == done
+    assert {name: entry[name] for name in ("cleared", "keys_deleted", "outcome", "dry_run")} == {
+        "cleared": done,
+        "keys_deleted": done,
+        "outcome": "interrupted",
+        "dry_run": 0,
+    }
+    assert (entry["operation"], entry["repository"], entry["interface"], entry["user"]) == (
+        "clear_repository_scope",
+        "load/repo0",
+        "command",
+        command_user(),
+    )
+
+
+def test_a_no_on_the_terminal_is_refused(
+    redis_url: str, crowded: redis.Redis, process_audit_rows: Rows
+) -> None:
+    status, _, _ = _Terminal().run_on_terminal(
+        redis_url, ["blobcache_clear", "--everywhere", D1], "no"
+    )
+    assert status == 1
+    (entry,) = process_audit_rows()
+    assert (entry["operation"], entry["digest"], entry["outcome"], entry["detail"]) == (
+        "clear_everywhere",
+        D1,
+        "refused",
+        "cancelled: nothing was cleared",
+    )
+    assert (entry["cleared"], json.loads(entry["counts"])) == (None, {})
