@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import hmac
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -270,6 +271,47 @@ def within_deadline(
     return job.outcome
 
 
+@dataclass(frozen=True)
+class ReceiverLimits:
+    timeout: float
+    max_events: int
+    max_bytes: int
+    max_jobs: int
+
+
+_WHOLE_NUMBER_SETTINGS = (
+    "NOTIFICATIONS_MAX_EVENTS",
+    "NOTIFICATIONS_MAX_BYTES",
+    "NOTIFICATIONS_MAX_JOBS",
+)
+
+
+def receiver_limits() -> ReceiverLimits:
+    """The receiver's limits from the settings, checked; ``ValueError`` names a bad one.
+
+    Check ``blobcache.E006`` reports the same error at startup; at request time the receiver
+    answers as if it were off, since a zero job limit or timeout would refuse every envelope.
+    """
+    timeout = blobcache_settings.NOTIFICATIONS_TIMEOUT
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(
+            "BLOBCACHE['NOTIFICATIONS_TIMEOUT'] must be a number of seconds above 0, "
+            f"not {timeout!r}"
+        )
+    counts: list[int] = []
+    for name in _WHOLE_NUMBER_SETTINGS:
+        value = getattr(blobcache_settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"BLOBCACHE[{name!r}] must be a whole number above 0, not {value!r}")
+        counts.append(value)
+    return ReceiverLimits(float(timeout), *counts)
+
+
 def too_large(message: str) -> api_exceptions.RegistryError:
     return api_exceptions.RegistryError(
         api_exceptions.REQUEST_TOO_LARGE,
@@ -278,9 +320,8 @@ def too_large(message: str) -> api_exceptions.RegistryError:
     )
 
 
-def check_length(request: Request) -> None:
+def check_length(request: Request, limit: int) -> None:
     """Refuse a body over NOTIFICATIONS_MAX_BYTES from its Content-Length, before reading it."""
-    limit = int(blobcache_settings.NOTIFICATIONS_MAX_BYTES)
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -308,17 +349,24 @@ class NotificationsView(APIView):
     # The registry's webhook, not part of the API clients use (and not their authentication).
     @extend_schema(exclude=True)
     def post(self, request: Request, **kwargs: Any) -> Response:
-        check_length(request)
+        try:
+            limits = receiver_limits()
+        except ValueError as error:
+            raise api_exceptions.RegistryError(
+                NOTIFICATIONS_UNCONFIGURED,
+                f"the notifications receiver is off: {error}",
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            ) from None
+        check_length(request, limits.max_bytes)
         try:
             envelope = request.data
             targets, outcome = deletes_in(envelope)
         except ParseError as error:
             raise api_exceptions.RegistryError(REQUEST_INVALID, str(error.detail)) from None
-        limit = int(blobcache_settings.NOTIFICATIONS_MAX_EVENTS)
-        if outcome.events > limit:
+        if outcome.events > limits.max_events:
             raise too_large(
                 f"the envelope has {outcome.events} events, more than NOTIFICATIONS_MAX_EVENTS"
-                f" ({limit})"
+                f" ({limits.max_events})"
             )
         if targets:
             cache = get_descriptor_cache()
@@ -328,9 +376,5 @@ class NotificationsView(APIView):
                 with actor.acting_as(actor.NOTIFICATIONS, sender):
                     return clear_targets(cache, targets, outcome, stop, progress)
 
-            outcome = within_deadline(
-                work,
-                float(blobcache_settings.NOTIFICATIONS_TIMEOUT),
-                int(blobcache_settings.NOTIFICATIONS_MAX_JOBS),
-            )
+            outcome = within_deadline(work, limits.timeout, limits.max_jobs)
         return Response(asdict(outcome))

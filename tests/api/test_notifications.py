@@ -23,6 +23,7 @@ from django.test import Client
 from blobcache import Descriptor, actor, signals
 from blobcache.api import notifications
 from blobcache.cache import DescriptorCache
+from blobcache.checks import E006, check_notifications_limits
 from blobcache.conf import blobcache_settings
 from tests.api.conftest import envelope
 from tests.api.test_unavailable import PrivateRedis, private_redis
@@ -538,3 +539,45 @@ class TestTooLarge:
             200,
             outcome(events=10, cleared=1, ignored=9),
         )
+
+
+class TestLimitSettings:
+    @pytest.mark.parametrize(
+        ("name", "value", "message"),
+        [
+            ("NOTIFICATIONS_MAX_JOBS", 0, "a whole number above 0"),
+            ("NOTIFICATIONS_MAX_EVENTS", "1000", "a whole number above 0"),
+            ("NOTIFICATIONS_MAX_BYTES", True, "a whole number above 0"),
+            ("NOTIFICATIONS_MAX_BYTES", 1.5, "a whole number above 0"),
+            ("NOTIFICATIONS_TIMEOUT", 0, "a number of seconds above 0"),
+            ("NOTIFICATIONS_TIMEOUT", float("inf"), "a number of seconds above 0"),
+            ("NOTIFICATIONS_TIMEOUT", "0.8", "a number of seconds above 0"),
+        ],
+    )
+    def test_a_bad_limit_is_e006_and_turns_the_receiver_off(
+        self, settings: Any, receiver: Client, shared: redis.Redis, name: str, value: Any,
+        message: str,
+    ) -> None:
+        settings.BLOBCACHE = {**settings.BLOBCACHE, name: value}
+        expected = f"BLOBCACHE[{name!r}] must be {message}, not {value!r}"
+        (error,) = check_notifications_limits()
+        assert (error.id, error.msg) == (E006, expected)
+        before = dump(shared)
+        response = send(receiver, event("delete"))
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        assert response.json() == envelope(
+            "NOTIFICATIONS_UNCONFIGURED", f"the notifications receiver is off: {expected}"
+        )
+        assert dump(shared) == before
+
+    def test_the_defaults_and_other_positive_values_pass(self, settings: Any) -> None:
+        assert check_notifications_limits() == []
+        settings.BLOBCACHE = {
+            **settings.BLOBCACHE,
+            "NOTIFICATIONS_TIMEOUT": 2,
+            "NOTIFICATIONS_MAX_JOBS": 1,
+            "NOTIFICATIONS_MAX_EVENTS": 1,
+            "NOTIFICATIONS_MAX_BYTES": 1,
+        }
+        assert check_notifications_limits() == []
