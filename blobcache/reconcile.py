@@ -7,8 +7,9 @@ key after GC; :func:`reconcile` compares each entry with storage instead:
 
 * a repository's entry for a digest (its membership and its repository hash, cleared together)
   is backed while the repository links the digest (its ``_layers`` or its
-  ``_manifests/revisions`` link exists) and the blob's data exists. GC leaves ``_layers`` links
-  behind when it sweeps the data, hence the second condition;
+  ``_manifests/revisions`` link exists) and the data of the blob the link names exists (an
+  alias link names the canonical digest). GC leaves ``_layers`` links behind when it sweeps the
+  data, hence the second condition;
 * a global entry ``blobs::<digest>`` is backed while the blob's data exists (for an alias entry,
   the data of the canonical digest it names also counts).
 
@@ -186,9 +187,10 @@ class _Reconciliation:
 
     def repository_reason(self, repository: str, digest: str) -> str | None:
         """Why ``repository``'s entry for ``digest`` is stale, or None while storage backs it."""
-        if not self.storage.links(repository, digest):
+        linked = self.storage.linked_blob(repository, digest)
+        if linked is None:
             return MEMBERSHIP_UNLINKED
-        if not self.storage.has_blob_data(digest):
+        if not self.storage.has_blob_data(linked):
             return MEMBERSHIP_DATA_MISSING
         return None
 

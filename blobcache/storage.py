@@ -12,10 +12,15 @@ the repository's ``_layers/.../link`` file and keeps its folder; a manifest DELE
 and leaves every ``_layers`` link behind, so after a sweep a repository can still link a digest
 whose data is gone. Nothing here writes to storage.
 
-Every question is answered with ``stat`` on one path, so a check costs a few system calls and no
-memory. Only "no such file" (or "not a directory" on the way) means absent; any other error
-(permissions, I/O, a symlink loop) raises :class:`StorageUnavailable`, because taking it for
-"absent" would clear entries the storage still backs.
+A blob pushed under another algorithm than the canonical one (``sha512`` for a ``sha256`` blob)
+has its data under the canonical digest only; the repository links the alias with a ``link`` file
+whose content names the canonical digest, as it does for every link. So the blob a link stands
+for is the one its content names, and that blob's data decides.
+
+Every question is answered with ``stat`` or one small read on one path, so a check costs a few
+system calls and no memory. Only "no such file" (or "not a directory" on the way) means absent;
+any other error (permissions, I/O, a symlink loop) raises :class:`StorageUnavailable`, because
+taking it for "absent" would clear entries the storage still backs.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import errno
 import os
 from pathlib import Path
 
-from blobcache.exceptions import BlobCacheError
+from blobcache.digest import validate_digest
+from blobcache.exceptions import BlobCacheError, DigestInvalid
 
 #: Under the configured root, the registry keeps everything in this folder.
 V2_PARTS = ("docker", "registry", "v2")
@@ -55,6 +61,22 @@ def _exists(path: str) -> bool:
             return False
         raise StorageUnavailable(f"cannot read {path}: {error.strerror or error}") from error
     return True
+
+
+#: A link holds one digest (at most ``sha512:`` and 128 hex digits); more is not a link.
+_LINK_MAX = 200
+
+
+def _read_link(path: str) -> str | None:
+    """A link file's content, or None when there is no such file."""
+    try:
+        with open(path, "rb") as link:
+            content = link.read(_LINK_MAX)
+    except OSError as error:
+        if error.errno in _ABSENT:
+            return None
+        raise StorageUnavailable(f"cannot read {path}: {error.strerror or error}") from error
+    return content.decode("utf-8", "replace").strip()
 
 
 class RegistryStorage:
@@ -118,6 +140,23 @@ class RegistryStorage:
 
     def links(self, repository: str, digest: str) -> bool:
         """Whether ``repository`` links ``digest`` as a layer (or config) or as a manifest."""
-        return _exists(self.layer_link_path(repository, digest)) or _exists(
-            self.revision_link_path(repository, digest)
-        )
+        return self.linked_blob(repository, digest) is not None
+
+    def linked_blob(self, repository: str, digest: str) -> str | None:
+        """The digest whose data backs ``repository``'s link to ``digest``, or None unlinked.
+
+        That is the link's content (the canonical digest, for an alias link); a link whose
+        content is no digest is taken at its own digest, like the files the tests write.
+        """
+        for path in (
+            self.layer_link_path(repository, digest),
+            self.revision_link_path(repository, digest),
+        ):
+            content = _read_link(path)
+            if content is None:
+                continue
+            try:
+                return validate_digest(content)
+            except DigestInvalid:
+                return digest
+        return None

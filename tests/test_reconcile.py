@@ -79,6 +79,14 @@ class StorageTree:
         folder = self.v2 / "repositories" / repository / "_manifests" / "revisions"
         return self._link(folder / algorithm / encoded, digest)
 
+    def alias(self, repository: str, alias: str, canonical: str) -> Path:
+        """The layer link the registry writes for a blob pushed under another algorithm: at the
+        alias's path, naming the canonical digest (the only one with data)."""
+        algorithm, _, encoded = alias.partition(":")
+        return self._link(
+            self.v2 / "repositories" / repository / "_layers" / algorithm / encoded, canonical
+        )
+
     @staticmethod
     def _link(folder: Path, digest: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -256,6 +264,35 @@ class TestReasons:
         assert reconcile(tree.root).cleared == 0
         assert dump(redis_client) == before
 
+    def test_alias_link_names_the_blob_whose_data_backs_the_member(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        # A push of D1's content under its sha512 digest, as the registry stores it: the data
+        # and a link under sha256, and the sha512 link holding the sha256 digest.
+        alias = digest(1, "sha512")
+        cache.repository_scoped(APP).set_descriptor(alias, Descriptor(D1, 10, OCTET))
+        tree.pushed(APP, D1)
+        tree.alias(APP, alias, D1)
+        before = dump(redis_client)
+        assert f"repository::{APP}::blobs::{alias}" in before
+        result = reconcile(tree.root)
+        assert (result.cleared, result.keys_deleted) == (0, 0)
+        assert dump(redis_client) == before
+
+    def test_alias_link_whose_canonical_data_is_gone_is_cleared(
+        self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
+    ) -> None:
+        alias = digest(1, "sha512")
+        cache.repository_scoped(APP).set_descriptor(alias, Descriptor(D1, 10, OCTET))
+        tree.alias(APP, alias, D1)
+        tree.layer(APP, D1)
+        tree.blob(alias)  # data under the alias's own path does not back a link naming D1
+        result = reconcile(tree.root, repository=APP)
+        assert by_reason(result) == [
+            (MEMBERSHIP_DATA_MISSING, APP, D1),
+            (MEMBERSHIP_DATA_MISSING, APP, alias),
+        ]
+
     def test_healthy_cache_is_untouched(
         self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
     ) -> None:
@@ -383,17 +420,19 @@ class TestSafety:
         cache_entry(cache, APP, D2)
         tree.blob(D1)
         tree.blob(D2)
-        real_links = RegistryStorage.links
+        real_linked_blob = RegistryStorage.linked_blob
         calls: list[str] = []
 
-        def links_then_push(storage: RegistryStorage, repository: str, key_digest: str) -> bool:
-            answer = real_links(storage, repository, key_digest)
+        def links_then_push(
+            storage: RegistryStorage, repository: str, key_digest: str
+        ) -> str | None:
+            answer = real_linked_blob(storage, repository, key_digest)
             calls.append(key_digest)
             if key_digest == D1 and calls.count(D1) == 1:
                 tree.layer(APP, D1)
             return answer
 
-        monkeypatch.setattr(RegistryStorage, "links", links_then_push)
+        monkeypatch.setattr(RegistryStorage, "linked_blob", links_then_push)
         result = reconcile(tree.root, repository=APP)
         assert by_reason(result) == [(MEMBERSHIP_UNLINKED, APP, D2)]
         # The walk's check and the re-check, for both (D1's hash still has its member, so the

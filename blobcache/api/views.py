@@ -51,6 +51,7 @@ from blobcache.api.serializers import (
     MemberSerializer,
     RepositoryCountSerializer,
     first_error,
+    unknown_field,
 )
 from blobcache.api.throttling import BlobCacheScopedRateThrottle
 from blobcache.cache import DescriptorCache, RepositoryScopedCache, get_descriptor_cache
@@ -214,6 +215,11 @@ class DescriptorViewSet(BlobCacheViewSet):
         if not isinstance(data, dict):
             raise DescriptorInvalid("the request body must be a JSON object")
         body = DescriptorWriteSerializer(data=data, context={"digest": digest})
+        unknown = unknown_field(data, list(body.fields))
+        if unknown is not None:
+            raise api_exceptions.RegistryError(
+                DescriptorInvalid.code, unknown[1], detail={"field": unknown[0]}
+            )
         if not body.is_valid():
             code, message, field = first_error(body)
             raise api_exceptions.RegistryError(
@@ -232,7 +238,7 @@ _RETRIEVE_RESPONSES: dict[int, Any] = {200: DescriptorSerializer, **_errors(404,
 _UPDATE_RESPONSES: dict[int, Any] = {
     200: OpenApiResponse(DescriptorSerializer, description="An entry existed."),
     201: OpenApiResponse(DescriptorSerializer, description="No entry existed."),
-    **_errors(409, 415),
+    **_errors(409, 413, 415),
 }
 _DESTROY_RESPONSES: dict[int, Any] = {
     204: OpenApiResponse(description="Cleared."),
@@ -346,7 +352,9 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
         summary="Clear a repository scope",
         description=(
             "Removes the membership set and every repository hash of the repository; global "
-            "entries stay. cleared counts the digests whose membership or hash was removed."
+            "entries stay. cleared counts the digests whose membership or hash was removed, "
+            "keys_deleted the Redis keys deleted (a key of the wrong type at the membership "
+            "set's name included)."
         ),
         parameters=[NAME_PARAMETER],
         operation_id="repository_blobs_clear",
@@ -359,7 +367,8 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
             scoped = self.cache.repository_scoped(name)
             result = bulk.clear_repository_scope(self.cache, scoped.repository)
             entry.set_result(result)
-        return Response(ClearedSerializer({"cleared": result.cleared}).data)
+        counts = {"cleared": result.cleared, "keys_deleted": result.keys_deleted}
+        return Response(ClearedSerializer(counts).data)
 
 
 class EnvelopeErrorsMixin:

@@ -56,7 +56,7 @@ def test_listings_walk_every_primary(api: APIClient, on_cluster: Any) -> None:
         "results": [{"digest": digest_of(7), "descriptor": body(digest_of(7), 7, OCTET)}],
         "next": None,
     }
-    assert api.delete(f"/api/repositories/{name}/blobs").json() == {"cleared": 1}
+    assert api.delete(f"/api/repositories/{name}/blobs").json() == {"cleared": 1, "keys_deleted": 2}
     assert api.get(f"/api/repositories/{name}/blobs").json() == {"results": [], "next": None}
 
 
