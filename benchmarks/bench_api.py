@@ -373,6 +373,142 @@ def report(label: str, rates: list[float]) -> None:
     rounds = ", ".join(f"{rate:,.0f}" for rate in rates)
     print(f"{label:<100}{statistics.median(rates):>9,.0f} req/s (median; rounds {rounds})")
 
+# --- listings beside the registry: a registry-like HMGET's latency while listings loop ---------
+
+LISTING_KEYS = 300_000
+LISTING_PATH = "/api/repositories?page_size=1000"
+
+
+def fill_listing_database(redis_port: int) -> str:
+    """300,000 global hashes and 3 repositories: the keyspace a repository listing must SCAN
+    past. Returns the digest the HMGET probe reads."""
+    import redis
+
+    client = redis.Redis(port=redis_port)
+    probe = ""
+    for start in range(0, LISTING_KEYS, 5000):
+        pipeline = client.pipeline(transaction=False)
+        for n in range(start, min(start + 5000, LISTING_KEYS)):
+            digest = "sha256:" + hashlib.sha256(str(n).encode()).hexdigest()
+            pipeline.hset(f"blobs::{digest}", mapping={
+                "digest": digest, "size": n, "mediatype": "application/octet-stream"})
+            probe = probe or digest
+        pipeline.execute()
+    for n in range(3):
+        client.sadd(f"repository::team/app{n}::blobs", probe)
+        client.hset(f"repository::team/app{n}::blobs::{probe}", "mediatype",
+                    "application/octet-stream")
+    client.close()
+    return probe
+
+
+def _hmget_probe(args: tuple[int, str, float]) -> list[float]:
+    """What the registry does per blob request, about 1,000 times a second; latencies in s."""
+    import redis
+
+    port, digest, seconds = args
+    client = redis.Redis(port=port)
+    client.ping()
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while (started := time.perf_counter()) < deadline:
+        client.hmget(f"blobs::{digest}", "digest", "size", "mediatype")
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.001)
+    client.close()
+    return latencies
+
+
+def _looping_client(args: tuple[int, dict[str, str], float, str, int]) -> int:
+    """Sends ``path`` again and again on one keep-alive connection, following ``next`` links
+    of a listing (and starting over at its end); returns the number of requests."""
+    port, headers, seconds, start, expected = args
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    done = 0
+    path = start
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != expected:
+            raise RuntimeError(f"{path} answered {response.status}: {body[:200]!r}")
+        following = json.loads(body).get("next")
+        path = following.split(f":{port}", 1)[1] if following else start
+        done += 1
+    connection.close()
+    return done
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+#: The same stack with no Redis call at all: page_size is refused before Redis is asked.
+CONTROL_PATH = "/api/repositories?page_size=1001"
+#: name -> (path the two clients loop on, its status), None: the HMGET alone.
+LISTING_LOADS: dict[str, tuple[str, int] | None] = {
+    "alone": None,
+    "control": (CONTROL_PATH, 400),
+    "listing": (LISTING_PATH, 200),
+}
+
+
+def listing_impact(env: dict[str, str], headers: dict[str, str], work_dir: Path,
+                   options: argparse.Namespace) -> None:
+    """The HMGET's p99 with two listing clients looping against the same without them, in
+    rotating rounds; target: within 2x. The control load runs the same Django stack but never
+    reaches Redis: on a machine with few cores, the clients and workers take CPU from the
+    probe and redis-server, and that share of the slowdown is not the listing's Redis cost."""
+    import redis
+
+    with throwaway_redis() as redis_port:
+        digest = fill_listing_database(redis_port)
+        listing_env = {**env, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+        with gunicorn(listing_env, work_dir) as (port, _):
+            status, body, _ = request(port, "GET", LISTING_PATH, headers)
+            if status != 200:
+                raise RuntimeError(f"{LISTING_PATH} answered {status}: {body[:300]!r}")
+            stats = redis.Redis(port=redis_port)
+            latencies: dict[str, list[float]] = {name: [] for name in LISTING_LOADS}
+            requests: dict[str, int] = {name: 0 for name in LISTING_LOADS}
+            stats.config_resetstat()
+            names = list(LISTING_LOADS)
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(3) as pool:
+                for round_number in range(options.listing_rounds):
+                    shift = round_number % len(names)
+                    for name in names[shift:] + names[:shift]:
+                        load = LISTING_LOADS[name]
+                        clients = [
+                            pool.apply_async(_looping_client, ((
+                                port, headers, options.listing_seconds + 1, *load),))
+                            for _ in range(2 if load else 0)
+                        ]
+                        time.sleep(0.5 if load else 0)  # the clients are under way
+                        latencies[name] += pool.apply(
+                            _hmget_probe, ((redis_port, digest, options.listing_seconds),))
+                        requests[name] += sum(client.get() for client in clients)
+            scan = stats.info("commandstats").get("cmdstat_scan", {})
+            stats.close()
+    p99 = {name: percentile(values, 0.99) * 1e3 for name, values in latencies.items()}
+    print(f"HMGET beside {LISTING_KEYS:,} keys, {options.listing_rounds} rounds of "
+          f"{options.listing_seconds:g} s per load:")
+    labels = {
+        "alone": "alone",
+        "control": f"2 clients looping GET {CONTROL_PATH} (400, no Redis call)",
+        "listing": f"2 clients looping GET {LISTING_PATH} (walking every page)",
+    }
+    for name, values in latencies.items():
+        print(f"  {labels[name]:<80} p50 {percentile(values, 0.5) * 1e3:5.2f} ms, p99 "
+              f"{p99[name]:5.2f} ms ({len(values):,} calls, {requests[name]:,} requests)")
+    if scan and requests["listing"]:
+        print(f"  SCAN: {int(scan['calls']) / requests['listing']:.1f} calls per listing "
+              f"request, {float(scan['usec_per_call']):.0f} us each on average")
+    print(f"ratio of the p99s, with listings / alone: {p99['listing'] / p99['alone']:.2f} "
+          f"(target <= 2); with listings / control load: {p99['listing'] / p99['control']:.2f}")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -382,6 +518,12 @@ def main() -> None:
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--skip-metrics", action="store_true",
                         help="leave out the metrics on/off comparison")
+    parser.add_argument("--listing-seconds", type=float, default=5.0,
+                        help="length of one HMGET measurement beside the listings")
+    parser.add_argument("--listing-rounds", type=int, default=4,
+                        help="HMGET measurements with and without listings each")
+    parser.add_argument("--only-listing", action="store_true",
+                        help="measure only the HMGET beside the listings")
     options = parser.parse_args()
     loader = options.loader
     if loader == "auto":
@@ -402,6 +544,9 @@ def main() -> None:
         }
         token = prepare_django(env)
         headers = {"Authorization": f"Token {token}"}
+        if options.only_listing:
+            listing_impact(env, headers, work_dir, options)
+            return
 
         def load(port: int, method: str, path: str, extra: dict[str, str]) -> float:
             if loader == "wrk":
@@ -458,6 +603,7 @@ def main() -> None:
                     print("docker-registry is not installed: no registry figure")
             if not options.skip_metrics:
                 compare_metrics_on_off(env, work_dir, api_path, headers, load, options)
+        listing_impact(env, headers, work_dir, options)
 
 if __name__ == "__main__":
     main()

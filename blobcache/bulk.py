@@ -583,41 +583,159 @@ class _Run:
         """Like :meth:`digests_global`, in one repository; returns the members removed."""
         if self.cluster:
             return self.digests_repository_in_steps(repository, batch, entries)
+        reply = self.queue_digests_repository(self.client, repository, batch)
+        self.settle_digests(reply, entries)
+        return int(reply[1])
+
+    def queue_digests_repository(self, target: Any, repository: str, batch: Sequence[str]) -> Any:
+        """Call (or queue, when ``target`` is a pipeline) the repository batch script."""
         batch_keys = [keys.membership_key(repository)]
         for digest in batch:
             batch_keys += [keys.repository_key(repository, digest), keys.global_key(digest)]
-        reply = self.clear_digests_batch(keys=batch_keys, args=[self.mode, REPOSITORY, *batch])
-        self.settle_digests(reply, entries)
-        return int(reply[1])
+        return self.clear_digests_batch(
+            keys=batch_keys, args=[self.mode, REPOSITORY, *batch], client=target
+        )
 
     def digests_repository_in_steps(
         self, repository: str, batch: Sequence[str], entries: list[int]
     ) -> int:
         """The 3.1+ repository Clear per digest for Cluster: membership, hash, global fields."""
-        membership = keys.membership_key(repository)
-        kind = self.key_type(membership)
-        if kind not in ("none", "set"):
-            raise DescriptorCorrupt(f"a cache key holds a value of the wrong type: {membership}")
-        removed = 0
-        for index, digest in enumerate(batch):
-            if kind != "set" or not self.client.sismember(membership, digest):
-                continue
-            hash_key = keys.repository_key(repository, digest)
-            if self.dry_run:
-                existed = bool(self.client.exists(hash_key))
+        outcome = self.digests_repositories_in_steps({repository: list(batch)})[repository]
+        if isinstance(outcome, DescriptorCorrupt):
+            raise outcome
+        for index, count in enumerate(outcome):
+            entries[index] += count
+        return sum(1 for count in outcome if count)
+
+    def pipelined(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """Commands in one pipeline (on a Cluster, redis-py sends one per node); each reply,
+        or the ResponseError it raised."""
+        if not calls:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name, args in calls:
+            getattr(pipe, name)(*args)
+        replies = list(pipe.execute(raise_on_error=False))
+        for reply in replies:
+            if isinstance(reply, Exception) and not isinstance(reply, redis_errors.NoScriptError):
+                # WRONGTYPE (a key replaced meanwhile) or an outage: the caller's translation.
+                raise reply
+        return replies
+
+    def digests_repositories_in_steps(
+        self, groups: dict[str, list[str]]
+    ) -> dict[str, list[int] | DescriptorCorrupt]:
+        """The batch script's repository Clear for Cluster, where no script spans the keys.
+
+        Steps in the reader-safe order, each one pipeline for every group (redis-py sends it as
+        one round trip per node): the sets' types, then the memberships (SREM says which digests
+        were members), then those digests' repository hashes and global fields, then the sets
+        again, to count the ones emptied. Each entry is cleared whole before the call returns;
+        a reader in between sees a miss, never a member without its hash.
+        """
+        outcomes: dict[str, list[int] | DescriptorCorrupt] = {}
+        names = list(groups)
+        kinds = self.pipelined([("type", (keys.membership_key(name),)) for name in names])
+        live: list[str] = []
+        for name, kind in zip(names, kinds, strict=True):
+            text = keys.key_text(kind)
+            if text == "set":
+                live.append(name)
+            elif text == "none":
+                outcomes[name] = [0] * len(groups[name])
             else:
-                self.client.srem(membership, digest)
-                existed = bool(self.client.delete(hash_key))
-            entries[index] += 1
-            self.tally.add(1, int(existed))
-            removed += 1
-            reply = self.clear_digests_batch(
-                keys=[keys.global_key(digest)], args=[self.mode, GLOBAL]
+                outcomes[name] = DescriptorCorrupt(
+                    f"a cache key holds a value of the wrong type: {keys.membership_key(name)}"
+                )
+        leave = "sismember" if self.dry_run else "srem"
+        flags = iter(
+            self.pipelined(
+                [
+                    (leave, (keys.membership_key(name), digest))
+                    for name in live
+                    for digest in groups[name]
+                ]
             )
-            self.settle_digests(reply, entries, index)
-        if not self.dry_run and kind == "set" and removed and not self.client.exists(membership):
-            self.tally.add(0, 1)
-        return removed
+        )
+        members = {name: [bool(next(flags)) for _ in groups[name]] for name in live}
+        if any(any(held) for held in members.values()):
+            self.client.script_load(self.clear_digests_batch.script)
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        for name in live:
+            for digest, member in zip(groups[name], members[name], strict=True):
+                if member:
+                    hash_key = keys.repository_key(name, digest)
+                    calls.append(("exists" if self.dry_run else "delete", (hash_key,)))
+                    # redis-py refuses ``evalsha`` in a Cluster pipeline because it cannot load
+                    # a script there; it is loaded on every primary above, and a NOSCRIPT reply
+                    # is redone below.
+                    calls.append(
+                        (
+                            "execute_command",
+                            (
+                                "EVALSHA",
+                                self.clear_digests_batch.sha,
+                                1,
+                                keys.global_key(digest),
+                                self.mode,
+                                GLOBAL,
+                            ),
+                        )
+                    )
+        replies = iter(self.pipelined(calls))
+        for name in live:
+            entries = [0] * len(groups[name])
+            for index, (digest, member) in enumerate(
+                zip(groups[name], members[name], strict=True)
+            ):
+                if not member:
+                    continue
+                existed, reply = next(replies), next(replies)
+                if isinstance(reply, redis_errors.NoScriptError):
+                    # A primary restarted since the load: it ran nothing, so running it is exact.
+                    reply = self.clear_digests_batch(
+                        keys=[keys.global_key(digest)], args=[self.mode, GLOBAL]
+                    )
+                entries[index] += 1
+                self.tally.add(1, int(existed))
+                self.settle_digests(reply, entries, index)
+            outcomes[name] = entries
+        if not self.dry_run:
+            emptied = [name for name in live if any(members[name])]
+            sizes = self.pipelined([("exists", (keys.membership_key(name),)) for name in emptied])
+            self.tally.add(0, sum(1 for size in sizes if not size))
+        return outcomes
+
+    def digests_repositories(
+        self, groups: dict[str, list[str]]
+    ) -> dict[str, list[int] | DescriptorCorrupt]:
+        """The 3.1+ repository Clear of each group's digests, one round trip for all groups.
+
+        Each repository's part stays atomic on its own (one script call), so a repository whose
+        membership key has the wrong type fails alone: its value is the error and nothing of it
+        changed, while the other repositories are cleared.
+        """
+        if self.cluster:
+            return self.digests_repositories_in_steps(groups)
+        outcomes: dict[str, list[int] | DescriptorCorrupt] = {}
+        pipe = self.client.pipeline(transaction=False)
+        for name, digests in groups.items():
+            self.queue_digests_repository(pipe, name, digests)
+        with shielded_from_interrupts():
+            replies = pipe.execute(raise_on_error=False)
+        for (name, digests), reply in zip(groups.items(), replies, strict=True):
+            entries = [0] * len(digests)
+            try:
+                if isinstance(reply, Exception):
+                    # Turned into DescriptorCorrupt (BLOBCACHE_CORRUPT) or CacheUnavailable.
+                    with translate_redis_errors(self.client):
+                        raise reply
+                self.settle_digests(reply, entries)
+            except DescriptorCorrupt as error:
+                outcomes[name] = error
+            else:
+                outcomes[name] = entries
+        return outcomes
 
     def settle_digests(self, reply: list[Any], entries: list[int], first: int = 0) -> None:
         for index, count in enumerate(reply[2:], start=first):
@@ -810,6 +928,75 @@ def clear_digests(
             run.tally.add(0, 1)
 
     return run.complete(walk)
+
+
+@dataclass
+class EntriesResult:
+    """What :func:`clear_entries` did, per requested entry (a repository and a digest)."""
+
+    cleared: int = 0
+    #: Entries that were not there: no membership of the digest in its repository.
+    unknown: int = 0
+    #: Entries of a repository whose membership key holds another type: left untouched.
+    corrupt: int = 0
+    #: ``stop`` was set and the batches after the one in flight did not run.
+    stopped: bool = False
+
+
+def clear_entries(
+    cache: DescriptorCache,
+    entries: Sequence[tuple[str, str]],
+    *,
+    batch_size: int = 500,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+    on_corrupt: Callable[[str, Sequence[str], DescriptorCorrupt], None] | None = None,
+) -> EntriesResult:
+    """Repository-scoped clears of many ``(repository, digest)`` pairs, as one Clear call each.
+
+    The registry 3.1+ semantics of :meth:`RepositoryScopedCache.clear`, ``batch_size`` pairs per
+    round trip (one script call per repository of the batch; per-entry steps on Cluster), so a
+    long list costs a few round trips instead of one per pair. A repository whose membership key
+    has the wrong type is reported to ``on_corrupt`` and counted in ``corrupt``; the other
+    repositories of its batch are still cleared. ``stop`` is looked at before each batch: once
+    it is set, no further batch starts, so a caller that gave up waiting abandons at most the
+    batch in flight. Pairs are validated first and must not repeat (duplicates count twice).
+    ``progress`` receives the number of pairs done after each batch, before the
+    ``descriptor_cleared`` signals of that batch are sent.
+    """
+    pairs = [
+        (validate_repository_name(name), validate_digest(digest)) for name, digest in entries
+    ]
+    run = _Run(cache, dry_run=False, batch_size=batch_size, progress=progress)
+    result = EntriesResult()
+
+    def walk() -> None:
+        for batch in _batches(pairs, batch_size):
+            if stop is not None and stop.is_set():
+                result.stopped = True
+                return
+            groups: dict[str, list[str]] = {}
+            for name, digest in batch:
+                groups.setdefault(name, []).append(digest)
+            outcomes = run.digests_repositories(groups)
+            run.advance(len(batch))
+            for name, outcome in outcomes.items():
+                if isinstance(outcome, DescriptorCorrupt):
+                    result.corrupt += len(groups[name])
+                    metrics.count_operations(
+                        metrics.CLEAR, metrics.REPOSITORY, metrics.CORRUPT, len(groups[name])
+                    )
+                    if on_corrupt is not None:
+                        on_corrupt(name, groups[name], outcome)
+                    continue
+                cleared = sum(1 for count in outcome if count)
+                result.cleared += cleared
+                result.unknown += len(outcome) - cleared
+                _count_clears(name, groups[name], outcome)
+                _announce(cache, groups[name], outcome, name)
+
+    run.complete(walk)
+    return result
 
 
 def _report_unknown(

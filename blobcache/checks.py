@@ -16,6 +16,7 @@ E002 = "blobcache.E002"  # the cache alias is not a django-redis backend
 E003 = "blobcache.E003"  # CLIENT_FACTORY cannot be imported or is not callable
 E004 = "blobcache.E004"  # BLOBCACHE is not a dict or holds unknown keys
 E005 = "blobcache.E005"  # AUDIT_RETENTION_DAYS is not a number of days or None
+E006 = "blobcache.E006"  # a notifications receiver limit is not a positive number
 W001 = "blobcache.W001"  # (deploy) Redis cannot be reached
 W002 = "blobcache.W002"  # (deploy) maxmemory-policy is not allkeys-lru
 
@@ -101,6 +102,26 @@ def check_audit_retention(app_configs: Any = None, **kwargs: Any) -> list[CheckM
         retention_days()
     except ValueError as error:
         return [Error(str(error), hint="Give whole days, e.g. 90, or None.", id=E005)]
+    return []
+
+
+# Not tagged "caches" either: a bad receiver limit must not stop a clear during an incident.
+@register()
+def check_notifications_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not isinstance(getattr(settings, "BLOBCACHE", None) or {}, dict):
+        return []  # E004
+    from blobcache.api.notifications import receiver_limits
+
+    try:
+        receiver_limits()
+    except ValueError as error:
+        return [
+            Error(
+                str(error),
+                hint="The receiver answers 503 NOTIFICATIONS_UNCONFIGURED until it is fixed.",
+                id=E006,
+            )
+        ]
     return []
 
 

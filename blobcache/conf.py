@@ -41,6 +41,13 @@ DEFAULTS: dict[str, Any] = {
     # Seconds the notifications receiver waits for Redis before answering 503: the registry
     # delivers events one at a time per endpoint, so a slow answer holds up every later event.
     "NOTIFICATIONS_TIMEOUT": 0.8,
+    # Envelopes above these sizes are refused with 413 before anything is parsed or cleared: a
+    # 1,000-event envelope clears in a few round trips, far within the timeout.
+    "NOTIFICATIONS_MAX_EVENTS": 1000,
+    "NOTIFICATIONS_MAX_BYTES": 1_048_576,
+    # Receiver jobs (running, or abandoned by a timed-out request and finishing their batch) per
+    # process; one more is answered 503 with Retry-After at once.
+    "NOTIFICATIONS_MAX_JOBS": 4,
     # Days the audit log keeps its rows (blobcache_audit_prune deletes older ones); None keeps
     # them forever.
     "AUDIT_RETENTION_DAYS": 90,

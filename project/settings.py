@@ -1,8 +1,10 @@
 """Settings of the demo host project: everything comes from the environment.
 
 ``REDIS_URL`` names the registry's Redis (the database the registry's
-``storage.cache.blobdescriptor: redis`` writes to). ``scripts/serve`` starts an embedded Redis and
-sets it when the variable is unset.
+``storage.cache.blobdescriptor: redis`` writes to). ``bin/serve`` starts an embedded Redis on a
+unix socket under ``var/redis`` when the variable is unset, and without ``REDIS_URL`` every other
+entry point (``manage.py``, ``bin/manage``) uses that socket too: never a default
+``127.0.0.1:6379``, which on a developer's machine is usually some other application's Redis.
 """
 
 import os
@@ -13,6 +15,8 @@ from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BLOBCACHE_VAR_DIR", BASE_DIR / "var"))
+# SQLite creates its database file but not the folder: `manage.py migrate` on a fresh clone.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "blobcache-demo-insecure-key-change-me")
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
@@ -70,12 +74,19 @@ DATABASES = {
     }
 }
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+#: Where bin/serve's embedded redis-server listens (it removes the socket when it stops).
+EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis" / "redis.sock"
+EMBEDDED_REDIS_URL = f"unix://{EMBEDDED_REDIS_SOCKET}?db=0"
+#: None when neither is there: manage.py then refuses the commands that need Redis.
+REDIS_URL = os.environ.get("REDIS_URL") or (
+    EMBEDDED_REDIS_URL if EMBEDDED_REDIS_SOCKET.exists() else None
+)
 
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
+        # Unconfigured, the embedded socket's path: an error names it, and nothing else is hit.
+        "LOCATION": REDIS_URL or EMBEDDED_REDIS_URL,
         "OPTIONS": {
             # A frozen or unreachable Redis must fail a request fast (503), not hang it:
             # at most two attempts of 0.5 s each, so every call answers within about 1 s.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -470,6 +471,102 @@ class TestClearDigests:
         finally:
             signals.descriptor_cleared.disconnect(receiver)
         assert received == [(D1, "foo/bar"), (D4, "foo/bar")]
+
+
+class TestClearEntries:
+    """Many repository-scoped clears at once: the receiver's deletes."""
+
+    def test_exact_state_counts_and_signals_across_batches(
+        self, cache: DescriptorCache, crowded: redis.Redis
+    ) -> None:
+        received: list[tuple[str, str | None]] = []
+
+        def receiver(sender: Any, digest: str, repository: str | None, **kwargs: Any) -> None:
+            received.append((digest, repository))
+
+        before = dump(crowded)
+        pairs = [("foo/bar", D1), ("foo/bar2", D1), ("foo/bar", D4), ("foo/bar", D5)]
+        done: list[int] = []
+        signals.descriptor_cleared.connect(receiver)
+        try:
+            result = bulk.clear_entries(cache, pairs, batch_size=3, progress=done.append)
+        finally:
+            signals.descriptor_cleared.disconnect(receiver)
+        # D5 is a hash without membership in foo/bar: a 3.1+ Clear leaves it (unknown).
+        assert result == bulk.EntriesResult(cleared=3, unknown=1)
+        assert done == [3, 1]
+        assert received == [(D1, "foo/bar"), (D4, "foo/bar"), (D1, "foo/bar2")]
+        after = dump(crowded)
+        assert set(before) - set(after) == {
+            f"blobs::{D1}",
+            f"repository::foo/bar::blobs::{D1}",
+            "repository::foo/bar2::blobs",
+            f"repository::foo/bar2::blobs::{D1}",
+        }
+        assert crowded.smembers("repository::foo/bar::blobs") == {D2, D3}
+
+    def test_a_corrupt_repository_is_reported_and_the_others_cleared(
+        self, cache: DescriptorCache, redis_client: redis.Redis
+    ) -> None:
+        put(cache, "foo/bar", D1)
+        redis_client.set("repository::bad::blobs", "x")
+        corrupt: list[tuple[str, list[str]]] = []
+        result = bulk.clear_entries(
+            cache,
+            [("bad", D1), ("bad", D2), ("foo/bar", D1)],
+            on_corrupt=lambda name, digests, error: corrupt.append((name, list(digests))),
+        )
+        assert result == bulk.EntriesResult(cleared=1, corrupt=2)
+        assert corrupt == [("bad", [D1, D2])]
+        assert dump(redis_client) == {"repository::bad::blobs": ("string", "x", -1)}
+
+    def test_a_stop_set_before_a_batch_ends_the_run_there(
+        self, cache: DescriptorCache, redis_client: redis.Redis
+    ) -> None:
+        for member in (D1, D2, D3):
+            put(cache, "foo/bar", member)
+        stop = threading.Event()
+        result = bulk.clear_entries(
+            cache,
+            [("foo/bar", D1), ("foo/bar", D2), ("foo/bar", D3)],
+            batch_size=2,
+            stop=stop,
+            progress=lambda done: stop.set(),
+        )
+        assert result == bulk.EntriesResult(cleared=2, stopped=True)
+        assert redis_client.smembers("repository::foo/bar::blobs") == {D3}
+
+    def test_scripts_lost_by_a_restarted_server_are_run_again(
+        self, cache: DescriptorCache, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A primary that restarts between the load and the batch answers NOSCRIPT."""
+        for member in (D1, D2):
+            put(cache, "foo/bar", member)
+        redis_client.script_flush()
+        real_load = cache.client.script_load
+        loads: list[str] = []
+
+        def load_then_forget(script: Any) -> Any:
+            sha = real_load(script)
+            loads.append(sha)
+            if len(loads) == 1:
+                redis_client.script_flush()
+            return sha
+
+        monkeypatch.setattr(cache.client, "script_load", load_then_forget)
+        result = bulk.clear_entries(cache, [("foo/bar", D1), ("foo/bar", D2)])
+        assert result == bulk.EntriesResult(cleared=2)
+        assert dump(redis_client) == {}
+
+    def test_invalid_pairs_change_nothing(
+        self, cache: DescriptorCache, crowded: redis.Redis
+    ) -> None:
+        before = dump(crowded)
+        with pytest.raises(NameInvalid):
+            bulk.clear_entries(cache, [("foo/bar", D1), ("Foo/Bar", D1)])
+        with pytest.raises(DigestInvalidLength):
+            bulk.clear_entries(cache, [("foo/bar", "sha256:abc")])
+        assert dump(crowded) == before
 
 
 class TestCacheStats:

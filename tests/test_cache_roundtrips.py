@@ -7,11 +7,7 @@ ECHO markers from a separate client, so nothing else is counted.
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +16,7 @@ import redis
 from blobcache import Descriptor
 from blobcache.cache import DescriptorCache
 from blobcache.exceptions import BlobUnknown
+from tests.redis_state import monitored
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -27,54 +24,6 @@ L1 = "sha384:abc1" + "1" * 92
 C1 = "sha256:abc1" + "1" * 60
 OCTET = "application/octet-stream"
 REPO = "foo/bar"
-
-
-@dataclass
-class Capture:
-    """What MONITOR showed between the markers, split into client commands and script commands."""
-
-    client: list[dict[str, Any]] = field(default_factory=list)
-    script: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def client_commands(self) -> list[str]:
-        return [line["command"].split(" ", 1)[0].upper() for line in self.client]
-
-    @property
-    def script_commands(self) -> list[str]:
-        return [line["command"].split(" ", 1)[0].upper() for line in self.script]
-
-
-@contextmanager
-def monitored(server: Any) -> Iterator[Capture]:
-    watcher = redis.Redis(host=server.host, port=server.port, decode_responses=True, protocol=2)
-    marker = redis.Redis(host=server.host, port=server.port, decode_responses=True, protocol=2)
-    token = uuid.uuid4().hex
-    lines: list[dict[str, Any]] = []
-    capture = Capture()
-    with watcher.monitor() as monitor:  # MONITOR is active once this returns
-
-        def listen() -> None:
-            for line in monitor.listen():
-                lines.append(line)
-                if line["command"] == f"ECHO end-{token}":
-                    return
-
-        thread = threading.Thread(target=listen, daemon=True)
-        thread.start()
-        marker.echo(f"start-{token}")
-        try:
-            yield capture
-        finally:
-            marker.echo(f"end-{token}")
-            thread.join(10)
-    assert not thread.is_alive(), "MONITOR never showed the end marker"
-    commands = [line["command"] for line in lines]
-    between = lines[commands.index(f"ECHO start-{token}") + 1 : commands.index(f"ECHO end-{token}")]
-    capture.client[:] = [line for line in between if line["client_type"] != "lua"]
-    capture.script[:] = [line for line in between if line["client_type"] == "lua"]
-    marker.close()
-    watcher.close()
 
 
 def expect_unknown(call: Callable[[], object]) -> None:

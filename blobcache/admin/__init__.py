@@ -7,10 +7,12 @@
 from django.contrib import admin
 
 from blobcache.admin.audit import register_audit_log
+from blobcache.admin.console import register_console
 
 
 def register(site: admin.AdminSite) -> None:
     register_audit_log(site)
+    register_console(site)
 
 
 register(admin.site)

@@ -9,8 +9,11 @@ through ``REST_FRAMEWORK["EXCEPTION_HANDLER"]``, which belongs to the host proje
 from __future__ import annotations
 
 import math
+import os
+import re
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
@@ -31,6 +34,8 @@ TOOMANYREQUESTS = "TOOMANYREQUESTS"
 NOT_FOUND = "NOT_FOUND"
 PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
 CURSOR_INVALID = "CURSOR_INVALID"
+#: A body over a size limit (the registry has no code of its own for 413).
+REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
 UNKNOWN = "UNKNOWN"
 
 #: Status of each domain error; subclasses (SizeInvalid, DigestInvalidLength...) inherit theirs.
@@ -65,6 +70,39 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     if len(message) > MESSAGE_MAX_LENGTH:
         message = message[: MESSAGE_MAX_LENGTH - 3] + "..."
     return {"errors": [{"code": code, "message": message, "detail": detail}]}
+
+
+def _server_paths() -> list[tuple[str, str]]:
+    """Absolute paths of this server that messages may name, each with the setting naming it."""
+    paths: list[tuple[str, str]] = []
+    root = blobcache_settings.STORAGE_ROOT
+    if root:
+        paths.append((os.path.normpath(os.fspath(root)), "BLOBCACHE['STORAGE_ROOT']"))
+    try:
+        from blobcache.cache import get_descriptor_cache
+
+        socket = get_descriptor_cache().client.connection_pool.connection_kwargs.get("path")
+    except Exception:  # noqa: BLE001 - an error is being answered; no other may replace it
+        socket = None
+    if socket:
+        where = (
+            "BLOBCACHE['CLIENT_FACTORY']"
+            if blobcache_settings.CLIENT_FACTORY
+            else f"CACHES[{blobcache_settings.CACHE_ALIAS!r}]['LOCATION']"
+        )
+        paths.append((os.path.normpath(os.fspath(socket)), f"the Redis socket of {where}"))
+    return [(path, name) for path, name in paths if os.path.isabs(path) and path != os.sep]
+
+
+def hide_server_paths(message: str) -> str:
+    """API callers are not the server's operators: a configured path is named by its setting.
+
+    The commands keep the paths, since whoever runs them is on the host.
+    """
+    for path, name in _server_paths():
+        # Not where the name goes on: a sibling with a longer name is another path.
+        message = re.sub(rf"{re.escape(path)}(?![\w-])", name.replace("\\", r"\\"), message)
+    return message
 
 
 def _drf_code(exc: drf.APIException) -> str:
@@ -119,7 +157,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         outage = isinstance(exc, domain.CacheUnavailable)
         return Response(
-            error_body(exc.code, exc.message, exc.detail),
+            error_body(exc.code, hide_server_paths(exc.message), exc.detail),
             status=code_status,
             headers=_unavailable_headers() if outage else None,
         )
@@ -132,17 +170,24 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, RequestDataTooBig):
         # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE; a descriptor is tiny.
         return Response(
-            error_body(domain.DescriptorInvalid.code, "the request body is too large"),
-            status=status.HTTP_400_BAD_REQUEST,
+            error_body(
+                REQUEST_TOO_LARGE,
+                "the request body is larger than the server accepts "
+                f"(DATA_UPLOAD_MAX_MEMORY_SIZE, {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)",
+            ),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
     if isinstance(exc, RegistryError):
+        # Every 503 is a state that passes (Redis, storage, configuration): say when to retry.
+        unavailable = exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
         return Response(
-            error_body(exc.registry_code, exc.message, exc.registry_detail),
+            error_body(exc.registry_code, hide_server_paths(exc.message), exc.registry_detail),
             status=exc.status_code,
+            headers=_unavailable_headers() if unavailable else None,
         )
     if not isinstance(exc, drf.APIException):
         return None

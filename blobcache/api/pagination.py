@@ -1,8 +1,9 @@
-"""Cursor pagination over Redis SCAN/SSCAN: the cursor in the URL is Redis's own.
+"""Cursor pagination over Redis SCAN/SSCAN: the cursor in the URL is an opaque walk position.
 
 DRF's ``CursorPagination`` needs an ordered queryset and its page-number and limit-offset
 classes count and slice; none fits a cursor-driven walk whose guarantee (every element present
-for the whole walk appears) holds only if pages are exactly what SCAN returned.
+for the whole walk appears) holds only if the position carries what SCAN's own cursor cannot:
+the surplus of a reply that did not fit the page (see ``blobcache.listing``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from blobcache.api.exceptions import CURSOR_INVALID, PAGINATION_NUMBER_INVALID, RegistryError
-from blobcache.listing import CURSOR_MAX, Page
+from blobcache.listing import MAX_PAGE_SIZE, Page, PositionInvalid, ScanPosition
 
-Walk = Callable[[int, int], Page[Any]]
+Walk = Callable[[ScanPosition, int], Page[Any]]
 
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -28,24 +29,23 @@ class ScanCursorPagination(BasePagination):
     cursor_query_param = "cursor"
     page_size_query_param = "page_size"
     page_size = 100
-    max_page_size = 1000
+    max_page_size = MAX_PAGE_SIZE
 
     request: Request | None = None
-    next_cursor: int = 0
+    next_position: ScanPosition | None = None
 
-    def get_cursor(self, request: Request) -> int:
+    def get_position(self, request: Request) -> ScanPosition:
         raw = request.query_params.get(self.cursor_query_param)
         if raw is None or raw == "":
-            return 0
-        # Checked here because Redis answers an out-of-range cursor with an error reply.
-        if not _DIGITS.fullmatch(raw) or len(raw) > 20 or int(raw) > CURSOR_MAX:
+            return ScanPosition()
+        try:
+            return ScanPosition.decode(raw)
+        except PositionInvalid:
             raise RegistryError(
                 CURSOR_INVALID,
-                f"cursor must be the decimal cursor of a previous page's next link, got "
-                f"{raw[:40]!r}",
+                f"cursor must be the cursor of a previous page's next link, got {raw[:40]!r}",
                 detail={"parameter": self.cursor_query_param},
-            )
-        return int(raw)
+            ) from None
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
@@ -58,25 +58,30 @@ class ScanCursorPagination(BasePagination):
                 f"page_size must be a positive integer, got {raw[:40]!r}",
                 detail={"parameter": self.page_size_query_param},
             )
-        # Compared as text first: int() of a few thousand digits is refused by Python.
-        if len(digits) > len(str(self.max_page_size)):
-            return self.max_page_size
-        return min(int(digits), self.max_page_size)
+        # Compared as text first: int() of a few thousand digits is refused by Python. Refused
+        # rather than clamped: a client asking for more learns the limit instead of guessing it.
+        if len(digits) > len(str(self.max_page_size)) or int(digits) > self.max_page_size:
+            raise RegistryError(
+                PAGINATION_NUMBER_INVALID,
+                f"page_size must be at most {self.max_page_size}, got {raw[:40]!r}",
+                detail={"parameter": self.page_size_query_param},
+            )
+        return int(digits)
 
     def paginate_queryset(self, queryset: Walk, request: Request, view: Any = None) -> list[Any]:
-        """``queryset`` is a walk ``(cursor, page_size) -> Page``; parameters are checked first."""
-        cursor = self.get_cursor(request)
+        """``queryset`` is a walk ``(position, page_size) -> Page``; parameters checked first."""
+        position = self.get_position(request)
         page_size = self.get_page_size(request)
-        page = queryset(cursor, page_size)
+        page = queryset(position, page_size)
         self.request = request
-        self.next_cursor = page.cursor
+        self.next_position = page.next
         return page.items
 
     def get_next_link(self) -> str | None:
-        if not self.next_cursor or self.request is None:
+        if self.next_position is None or self.request is None:
             return None
         url = self.request.build_absolute_uri()
-        return replace_query_param(url, self.cursor_query_param, self.next_cursor)
+        return replace_query_param(url, self.cursor_query_param, self.next_position.encode())
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"results": data, "next": self.get_next_link()})
@@ -102,19 +107,18 @@ class ScanCursorPagination(BasePagination):
                 "name": self.cursor_query_param,
                 "required": False,
                 "in": "query",
-                "description": (
-                    "The cursor of the previous page's next link (absent or 0: start)."
-                ),
-                "schema": {"type": "string", "pattern": r"^[0-9]{1,20}$"},
+                "description": "The cursor of the previous page's next link (absent: start).",
+                "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
             },
             {
                 "name": self.page_size_query_param,
                 "required": False,
                 "in": "query",
                 "description": (
-                    f"Wanted page size, default {self.page_size}, capped at {self.max_page_size};"
-                    " a page may hold a few more because SCAN counts are hints."
+                    f"The most items a page holds, default {self.page_size}, at most "
+                    f"{self.max_page_size}; a page may hold fewer (even none) and still have a "
+                    "next link, because one request looks at a bounded part of Redis."
                 ),
-                "schema": {"type": "integer", "minimum": 1},
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
             },
         ]

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 
 from blobcache.api.exceptions import RegistryError
 from blobcache.api.permissions import DELETE
+from blobcache.api.serializers import unknown_field
 from blobcache.api.views import EXAMPLE_NAME, BlobCacheViewSet, _classes, _errors
 from blobcache.conf import blobcache_settings
 from blobcache.exceptions import NameInvalid
@@ -100,9 +101,9 @@ def options_from(data: Any) -> tuple[str | None, bool]:
     # An empty body parses as an empty dict (or QueryDict): the defaults.
     if not isinstance(data, dict):
         raise _invalid("the request body must be a JSON object")
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
-        raise _invalid(f"unknown field {unknown[0]!r}: expected {' or '.join(_FIELDS)}", unknown[0])
+    unknown = unknown_field(data, _FIELDS)
+    if unknown is not None:
+        raise _invalid(unknown[1], unknown[0])
     repository = data.get("repository")
     if repository is not None:
         if not isinstance(repository, str):
@@ -146,7 +147,7 @@ class ReconcileViewSet(BlobCacheViewSet):
         ],
         responses={
             200: OpenApiResponse(ReconcileResultSerializer, description="What was cleared."),
-            **_errors(415),
+            **_errors(413, 415),
         },
     )
     def create(self, request: Request, **kwargs: Any) -> Response:

@@ -7,6 +7,7 @@ the envelope reports (``DIGEST_INVALID``, ``SIZE_INVALID``, ``DESCRIPTOR_INVALID
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -169,6 +170,9 @@ class RepositoryCountSerializer(serializers.Serializer):
 
 class ClearedSerializer(serializers.Serializer):
     cleared = serializers.IntegerField(min_value=0)
+    # A key of the wrong type at a layout name is deleted without being an entry: only this
+    # count shows that the clear changed something.
+    keys_deleted = serializers.IntegerField(min_value=0)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -181,6 +185,21 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
     """The registry's error body: ``{"errors": [{"code", "message", "detail"}]}``."""
 
     errors = ErrorSerializer(many=True)
+
+
+def unknown_field(data: dict[str, Any], expected: Sequence[str]) -> tuple[str, str] | None:
+    """The first field of a JSON body that is not one of ``expected``, and a message naming it.
+
+    DRF drops unknown fields silently; refusing them turns a typo (``mediatype``, ``dryrun``)
+    into an error instead of a write or a run that ignores what the caller meant.
+    """
+    unknown = sorted(set(data) - set(expected))
+    if not unknown:
+        return None
+    choices = " or ".join(expected) if len(expected) < 3 else (
+        f"{', '.join(expected[:-1])} or {expected[-1]}"
+    )
+    return unknown[0], f"unknown field {unknown[0]!r}: expected {choices}"
 
 
 def first_error(serializer: serializers.Serializer) -> tuple[str, str, str | None]:

@@ -12,6 +12,12 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from django.utils.module_loading import import_string
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -45,6 +51,7 @@ from blobcache.api.serializers import (
     MemberSerializer,
     RepositoryCountSerializer,
     first_error,
+    unknown_field,
 )
 from blobcache.api.throttling import BlobCacheScopedRateThrottle
 from blobcache.cache import DescriptorCache, RepositoryScopedCache, get_descriptor_cache
@@ -208,6 +215,11 @@ class DescriptorViewSet(BlobCacheViewSet):
         if not isinstance(data, dict):
             raise DescriptorInvalid("the request body must be a JSON object")
         body = DescriptorWriteSerializer(data=data, context={"digest": digest})
+        unknown = unknown_field(data, list(body.fields))
+        if unknown is not None:
+            raise api_exceptions.RegistryError(
+                DescriptorInvalid.code, unknown[1], detail={"field": unknown[0]}
+            )
         if not body.is_valid():
             code, message, field = first_error(body)
             raise api_exceptions.RegistryError(
@@ -226,7 +238,7 @@ _RETRIEVE_RESPONSES: dict[int, Any] = {200: DescriptorSerializer, **_errors(404,
 _UPDATE_RESPONSES: dict[int, Any] = {
     200: OpenApiResponse(DescriptorSerializer, description="An entry existed."),
     201: OpenApiResponse(DescriptorSerializer, description="No entry existed."),
-    **_errors(409, 415),
+    **_errors(409, 413, 415),
 }
 _DESTROY_RESPONSES: dict[int, Any] = {
     204: OpenApiResponse(description="Cleared."),
@@ -332,7 +344,7 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
     def list(self, request: Request, name: str, **kwargs: Any) -> Response:
         scoped = self.cache.repository_scoped(name)
         members = self.paginate_queryset(
-            lambda cursor, size: listing.list_members(scoped, cursor, size)
+            lambda position, size: listing.list_members(scoped, position, size)
         )
         return self.get_paginated_response(MemberSerializer(members, many=True).data)
 
@@ -340,7 +352,9 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
         summary="Clear a repository scope",
         description=(
             "Removes the membership set and every repository hash of the repository; global "
-            "entries stay. cleared counts the digests whose membership or hash was removed."
+            "entries stay. cleared counts the digests whose membership or hash was removed, "
+            "keys_deleted the Redis keys deleted (a key of the wrong type at the membership "
+            "set's name included)."
         ),
         parameters=[NAME_PARAMETER],
         operation_id="repository_blobs_clear",
@@ -353,7 +367,8 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
             scoped = self.cache.repository_scoped(name)
             result = bulk.clear_repository_scope(self.cache, scoped.repository)
             entry.set_result(result)
-        return Response(ClearedSerializer({"cleared": result.cleared}).data)
+        counts = {"cleared": result.cleared, "keys_deleted": result.keys_deleted}
+        return Response(ClearedSerializer(counts).data)
 
 
 class EnvelopeErrorsMixin:
@@ -374,10 +389,19 @@ class EnvelopeErrorsMixin:
 
 
 class SchemaView(EnvelopeErrorsMixin, SpectacularAPIView):
-    """The OpenAPI schema, public: it describes the API and holds no data."""
+    """The OpenAPI schema, public: it describes the API and holds no data.
+
+    ``?format=json`` answers ``application/json``, which a browser shows inline (it downloads
+    the OpenAPI media types). Content negotiation by ``Accept`` is drf-spectacular's, unchanged:
+    YAML by default, ``application/vnd.oai.openapi+json`` when asked for.
+    """
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    # DRF takes the first renderer of the format that the Accept header allows.
+    renderer_classes = [
+        OpenApiYamlRenderer, OpenApiYamlRenderer2, OpenApiJsonRenderer2, OpenApiJsonRenderer
+    ]
 
 
 class DocsView(EnvelopeErrorsMixin, SpectacularSwaggerView):
@@ -396,13 +420,17 @@ class RepositoryViewSet(BlobCacheViewSet):
 
     @extend_schema(
         summary="List repositories",
-        description="Walks the keyspace with SCAN for membership sets.",
+        description=(
+            "Walks the keyspace with SCAN for membership sets, a bounded part per page, so a "
+            "page may be short or empty while next is not null. Names the registry could not "
+            "route (not UTF-8, invalid) are left out."
+        ),
         operation_id="repositories_list",
         responses={200: RepositoryCountSerializer(many=True), **_errors()},
     )
     def list(self, request: Request, **kwargs: Any) -> Response:
         cache = self.cache
         repositories = self.paginate_queryset(
-            lambda cursor, size: listing.list_repositories(cache, cursor, size)
+            lambda position, size: listing.list_repositories(cache, position, size)
         )
         return self.get_paginated_response(RepositoryCountSerializer(repositories, many=True).data)

@@ -42,6 +42,11 @@ EXIT_UNAVAILABLE = 3
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 
+#: A batch is one script call: its keys and arguments are held in Redis's memory at once and the
+#: call blocks the server while it runs, so a batch far above the default only hurts.
+MAX_BATCH_SIZE = 100_000
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -49,6 +54,13 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def batch_size(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_BATCH_SIZE:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_BATCH_SIZE:,}")
     return value
 
 
@@ -96,10 +108,11 @@ class BlobcacheCommand(BaseCommand):
         self.add_format_argument(parser)
         parser.add_argument(
             "--batch-size",
-            type=positive_int,
+            type=batch_size,
             default=1000,
             metavar="N",
-            help="Entries per atomic batch and SCAN step (default: 1000).",
+            help=f"Entries per atomic batch and SCAN step, 1 to {MAX_BATCH_SIZE:,} "
+            "(default: 1000).",
         )
 
     def execute(self, *args: Any, **options: Any) -> Any:

@@ -142,6 +142,28 @@ def is_configured() -> bool:
     return bool(blobcache_settings.STORAGE or blobcache_settings.STORAGE_ROOT)
 
 
+def configured_description() -> str:
+    """Where the configured storage is, from the settings alone (nothing is opened, so a page
+    can show it cheaply); empty when nothing is configured. Never a credential."""
+    from blobcache.conf import blobcache_settings
+
+    section = blobcache_settings.STORAGE
+    if not section:
+        return str(blobcache_settings.STORAGE_ROOT or "")
+    try:
+        name, parameters = driver_of(section)
+    except StorageUnconfigured as error:
+        return error.message
+    if name == "filesystem":
+        return str(parameters.get("rootdirectory") or "/var/lib/registry")
+    if name == "s3":
+        root = str(parameters.get("rootdirectory") or "").strip("/")
+        where = f"s3://{parameters.get('bucket', '')}/{root}".rstrip("/")
+        endpoint = parameters.get("regionendpoint")
+        return f"{where} at {endpoint}" if endpoint else where
+    return f"{name} (not supported)"
+
+
 def configured_storage() -> Storage:
     """The storage blobcache's settings name: ``BLOBCACHE["STORAGE"]`` (a registry ``storage``
     section), else ``BLOBCACHE["STORAGE_ROOT"]`` (a filesystem root). Every caller (the API,

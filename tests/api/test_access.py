@@ -289,6 +289,25 @@ class TestPublicPages:
         }
         assert Client().get("/api/schema").status_code == 200
 
+    def test_schema_as_json_is_shown_by_browsers_and_clients_get_what_they_got(
+        self, db: Any
+    ) -> None:
+        browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        shown = Client().get("/api/schema/?format=json", HTTP_ACCEPT=browser)
+        assert shown["Content-Type"] == "application/json"
+        assert json.loads(shown.content)["openapi"].startswith("3.")
+        assert Client().get("/api/schema/?format=json")["Content-Type"] == "application/json"
+        # Without a format: YAML, the OpenAPI JSON type or plain JSON, as the client asks.
+        for accept, content_type in (
+            ("*/*", "application/vnd.oai.openapi; charset=utf-8"),
+            ("application/vnd.oai.openapi+json", "application/vnd.oai.openapi+json"),
+            ("application/json", "application/json"),
+            ("application/yaml", "application/yaml; charset=utf-8"),
+        ):
+            response = Client().get("/api/schema/", HTTP_ACCEPT=accept)
+            assert response.status_code == 200
+            assert response["Content-Type"] == content_type, accept
+
     def test_docs_are_public_and_use_local_assets(self, db: Any) -> None:
         for path in ("/api/docs/", "/api/docs"):
             response = Client().get(path)

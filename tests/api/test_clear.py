@@ -15,7 +15,7 @@ def test_unknown_repository_clears_nothing(api: APIClient, redis_client: redis.R
     before = keyspace(redis_client)
     response = api.delete("/api/repositories/library/alpine/blobs")
     assert response.status_code == 200
-    assert response.json() == {"cleared": 0}
+    assert response.json() == {"cleared": 0, "keys_deleted": 0}
     assert keyspace(redis_client) == before
 
 
@@ -30,7 +30,7 @@ def test_clears_membership_and_repository_hashes_only(
 
     response = api.delete("/api/repositories/library/alpine/blobs/")
     assert response.status_code == 200
-    assert response.json() == {"cleared": 3}
+    assert response.json() == {"cleared": 3, "keys_deleted": 4}
     assert keyspace(redis_client) == {
         f"blobs::{SHA256}": {"digest": SHA256, "size": "10", "mediatype": OCTET},
         f"blobs::{SHA256_B}": {"digest": SHA256_B, "size": "20", "mediatype": OCTET},
@@ -42,7 +42,10 @@ def test_clears_membership_and_repository_hashes_only(
         "next": None,
     }
     assert api.get(f"/api/blobs/{SHA256}").status_code == 200
-    assert api.delete("/api/repositories/library/alpine/blobs").json() == {"cleared": 0}
+    assert api.delete("/api/repositories/library/alpine/blobs").json() == {
+        "cleared": 0,
+        "keys_deleted": 0,
+    }
 
 
 def test_a_name_with_a_blobs_component_clears_its_own_scope(
@@ -50,8 +53,25 @@ def test_a_name_with_a_blobs_component_clears_its_own_scope(
 ) -> None:
     link(redis_client, "team/blobs/app", SHA256)
     link(redis_client, "team", SHA256_B)
-    assert api.delete("/api/repositories/team/blobs/app/blobs").json() == {"cleared": 1}
+    assert api.delete("/api/repositories/team/blobs/app/blobs").json() == {
+        "cleared": 1,
+        "keys_deleted": 2,
+    }
     assert sorted(redis_client.keys("repository::*")) == [
         "repository::team::blobs",
         f"repository::team::blobs::{SHA256_B}",
     ]
+
+
+def test_a_membership_key_of_the_wrong_type_is_deleted_and_counted(
+    api: APIClient, redis_client: redis.Redis
+) -> None:
+    redis_client.set("repository::library/alpine::blobs", "not a set")
+    link(redis_client, "other/repo", SHA256)
+    before = keyspace(redis_client)
+    response = api.delete("/api/repositories/library/alpine/blobs")
+    assert response.status_code == 200
+    assert response.json() == {"cleared": 0, "keys_deleted": 1}
+    after = keyspace(redis_client)
+    assert set(before) - set(after) == {"repository::library/alpine::blobs"}
+    assert set(after) - set(before) == set()

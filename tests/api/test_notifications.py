@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,10 +20,14 @@ import redis
 from django.contrib.auth.models import User
 from django.test import Client
 
-from blobcache import Descriptor
+from blobcache import Descriptor, actor, metrics, signals
+from blobcache.api import notifications
 from blobcache.cache import DescriptorCache
+from blobcache.checks import E006, check_notifications_limits
+from blobcache.conf import blobcache_settings
 from tests.api.conftest import envelope
 from tests.api.test_unavailable import PrivateRedis, private_redis
+from tests.audit_state import audit_row, audit_rows
 from tests.redis_state import dump
 
 __all__ = ["private_redis"]
@@ -237,6 +243,7 @@ class TestSecret:
         before = dump(shared)
         response = send(Client(), event("delete"))
         assert response.status_code == 503
+        assert response["Retry-After"] == "1"
         assert response.json() == envelope(
             "NOTIFICATIONS_UNCONFIGURED",
             "the notifications receiver is off: set BLOBCACHE['NOTIFICATIONS_SECRET']",
@@ -316,3 +323,363 @@ class TestRedisDown:
         while (response := send(receiver, event("delete"))).status_code != 200:
             assert time.monotonic() < deadline, response.content
         assert response.json() == outcome(events=1, unknown=1)
+
+
+def digest_number(number: int) -> str:
+    return f"sha256:{number:064x}"
+
+
+def cache_entries(cache: DescriptorCache, repository: str, numbers: range) -> None:
+    scoped = cache.repository_scoped(repository)
+    for number in numbers:
+        scoped.set_descriptor(digest_number(number), Descriptor(digest_number(number), 10, OCTET))
+
+
+@pytest.fixture()
+def blocked_signal() -> Iterator[threading.Event]:
+    """The first ``descriptor_cleared`` of the test blocks its worker until the event is set.
+
+    It is sent after the batch's writes, so the worker is held between two batches, the way a
+    slow Redis would hold it, while Redis itself stays healthy.
+    """
+    release = threading.Event()
+    first = threading.Lock()
+
+    def hold(**kwargs: Any) -> None:
+        if first.acquire(blocking=False):
+            release.wait(10)
+
+    signals.descriptor_cleared.connect(hold, weak=False)
+    try:
+        yield release
+    finally:
+        release.set()
+        signals.descriptor_cleared.disconnect(hold)
+        wait_for_idle_receiver()
+
+
+def wait_for_idle_receiver() -> None:
+    """Until every receiver job of this process has ended (abandoned ones included)."""
+    deadline = time.monotonic() + 10
+    while notifications._slots.taken:
+        assert time.monotonic() < deadline, "a receiver job is still running"
+        time.sleep(0.01)
+
+
+class TestBounds:
+    def test_a_thousand_events_are_cleared_in_batches_within_the_deadline(
+        self, receiver: Client, cache: DescriptorCache, redis_client: redis.Redis
+    ) -> None:
+        cache_entries(cache, "library/keep", range(2000, 2010))
+        expected = dump(redis_client)
+        # 950 cached entries over 10 repositories, and 50 deletes of entries never cached.
+        events = []
+        for number in range(1000):
+            repository = f"team/app{number % 10}"
+            if number < 950:
+                cache_entries(cache, repository, range(number, number + 1))
+            events.append(event("delete", repository=repository, digest=digest_number(number)))
+        started = time.monotonic()
+        response = send(receiver, *events)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200, response.content
+        assert response.json() == outcome(events=1000, cleared=950, unknown=50)
+        assert dump(redis_client) == expected
+        assert elapsed < blobcache_settings.NOTIFICATIONS_TIMEOUT
+
+    @pytest.mark.standalone  # INFO commandstats of the one server
+    def test_one_script_call_per_repository_and_batch(
+        self, receiver: Client, cache: DescriptorCache, redis_client: redis.Redis
+    ) -> None:
+        size = notifications.EVENTS_PER_BATCH
+        events = []
+        for number in range(2 * size):
+            repository = f"team/app{number % 3}"
+            cache_entries(cache, repository, range(number, number + 1))
+            events.append(event("delete", repository=repository, digest=digest_number(number)))
+        redis_client.config_resetstat()
+        response = send(receiver, *events)
+        assert response.json() == outcome(events=2 * size, cleared=2 * size)
+        stats = redis_client.info("commandstats")
+        # Two batches of three repositories each; no command per event.
+        assert stats["cmdstat_evalsha"]["calls"] == 6
+        assert redis_client.dbsize() == 0
+
+    def test_corrupt_repository_does_not_stop_the_others_of_its_batch(
+        self, receiver: Client, shared: redis.Redis
+    ) -> None:
+        shared.set("repository::team/broken::blobs", "not a set")
+        before = dump(shared)
+        response = send(
+            receiver,
+            event("delete", repository="team/broken", digest=LAYER),
+            event("delete", repository="team/broken", digest=CONFIG),
+            event("delete", digest=LAYER),
+        )
+        assert response.json() == outcome(events=3, cleared=1, corrupt=2)
+        assert set(before) - set(dump(shared)) == {
+            f"repository::{APP}::blobs::{LAYER}",
+            f"blobs::{LAYER}",
+        }
+        assert shared.get("repository::team/broken::blobs") == "not a set"
+
+    def test_the_work_acts_as_the_registry_through_the_receiver(
+        self, receiver: Client, shared: redis.Redis
+    ) -> None:
+        seen: list[actor.Actor] = []
+
+        def record(**kwargs: Any) -> None:
+            seen.append(actor.current_actor())
+
+        signals.descriptor_cleared.connect(record, weak=False)
+        try:
+            assert send(receiver, event("delete")).status_code == 200
+        finally:
+            signals.descriptor_cleared.disconnect(record)
+        # Named by the instance address the registry puts in each event's source.
+        assert seen == [actor.Actor(actor.NOTIFICATIONS, "registry:5000")]
+
+    def test_a_timed_out_run_starts_no_further_batch(
+        self,
+        settings: Any,
+        receiver: Client,
+        cache: DescriptorCache,
+        redis_client: redis.Redis,
+        blocked_signal: threading.Event,
+    ) -> None:
+        # Long enough for the first batch on a busy machine; the second waits for the signal.
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "NOTIFICATIONS_TIMEOUT": 1.0}
+        size = notifications.EVENTS_PER_BATCH
+        cache_entries(cache, APP, range(size, 2 * size))
+        expected = dump(redis_client)  # what stays: the second batch's entries
+        cache_entries(cache, APP, range(size))
+        response = send(
+            receiver, *(event("delete", digest=digest_number(n)) for n in range(2 * size))
+        )
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        assert response.json() == envelope(
+            "UNAVAILABLE",
+            f"clearing the envelope's deletes took longer than 1 s ({size} done); "
+            "the rest is left for the registry's retry",
+        )
+        blocked_signal.set()
+        wait_for_idle_receiver()
+        assert dump(redis_client) == expected
+
+    def test_saturated_receiver_is_busy_at_once_while_redis_is_healthy(
+        self,
+        settings: Any,
+        receiver: Client,
+        shared: redis.Redis,
+        blocked_signal: threading.Event,
+    ) -> None:
+        settings.BLOBCACHE = {
+            **settings.BLOBCACHE,
+            "NOTIFICATIONS_TIMEOUT": 0.3,
+            "NOTIFICATIONS_MAX_JOBS": 1,
+        }
+        assert send(receiver, event("delete")).status_code == 503  # its job holds the slot
+        before = dump(shared)
+        started = time.monotonic()
+        response = send(receiver, event("delete", digest=CONFIG))
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert elapsed < 0.2, elapsed
+        assert response["Retry-After"] == "1"
+        assert response.json() == envelope(
+            "UNAVAILABLE",
+            "the notifications receiver is busy: 1 envelopes are being cleared in this process"
+            " (NOTIFICATIONS_MAX_JOBS); retry later",
+        )
+        assert dump(shared) == before
+        assert shared.ping()
+        blocked_signal.set()
+        wait_for_idle_receiver()
+        response = send(receiver, event("delete", digest=CONFIG))
+        assert (response.status_code, response.json()) == (200, outcome(events=1, cleared=1))
+
+
+@pytest.mark.standalone  # a private server, stopped: any Redis call would answer 503
+class TestTooLarge:
+    def test_too_many_bytes_is_413_before_any_redis_call(
+        self, receiver: Client, private_redis: PrivateRedis
+    ) -> None:
+        private_redis.stop()
+        events = [event("delete", digest=digest_number(n)) for n in range(10_000)]
+        body = json.dumps({"events": events})
+        response = send(receiver, raw=body)
+        assert response.status_code == 413
+        assert response.json() == envelope(
+            "REQUEST_TOO_LARGE",
+            f"the envelope has {len(body)} bytes, more than NOTIFICATIONS_MAX_BYTES (1048576)",
+        )
+
+    def test_too_many_events_is_413_before_any_redis_call(
+        self, settings: Any, receiver: Client, private_redis: PrivateRedis
+    ) -> None:
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "NOTIFICATIONS_MAX_EVENTS": 10}
+        private_redis.stop()
+        response = send(receiver, *(event("delete", digest=digest_number(n)) for n in range(11)))
+        assert response.status_code == 413
+        assert response.json() == envelope(
+            "REQUEST_TOO_LARGE",
+            "the envelope has 11 events, more than NOTIFICATIONS_MAX_EVENTS (10)",
+        )
+
+    def test_at_the_limits_the_envelope_is_cleared(
+        self, settings: Any, receiver: Client, shared: redis.Redis
+    ) -> None:
+        body = json.dumps({"events": [event("delete")] * 10})
+        settings.BLOBCACHE = {
+            **settings.BLOBCACHE,
+            "NOTIFICATIONS_MAX_EVENTS": 10,
+            "NOTIFICATIONS_MAX_BYTES": len(body),
+        }
+        response = send(receiver, raw=body)
+        assert (response.status_code, response.json()) == (
+            200,
+            outcome(events=10, cleared=1, ignored=9),
+        )
+
+
+class TestLimitSettings:
+    @pytest.mark.parametrize(
+        ("name", "value", "message"),
+        [
+            ("NOTIFICATIONS_MAX_JOBS", 0, "a whole number above 0"),
+            ("NOTIFICATIONS_MAX_EVENTS", "1000", "a whole number above 0"),
+            ("NOTIFICATIONS_MAX_BYTES", True, "a whole number above 0"),
+            ("NOTIFICATIONS_MAX_BYTES", 1.5, "a whole number above 0"),
+            ("NOTIFICATIONS_TIMEOUT", 0, "a number of seconds above 0"),
+            ("NOTIFICATIONS_TIMEOUT", float("inf"), "a number of seconds above 0"),
+            ("NOTIFICATIONS_TIMEOUT", "0.8", "a number of seconds above 0"),
+        ],
+    )
+    def test_a_bad_limit_is_e006_and_turns_the_receiver_off(
+        self, settings: Any, receiver: Client, shared: redis.Redis, name: str, value: Any,
+        message: str,
+    ) -> None:
+        settings.BLOBCACHE = {**settings.BLOBCACHE, name: value}
+        expected = f"BLOBCACHE[{name!r}] must be {message}, not {value!r}"
+        (error,) = check_notifications_limits()
+        assert (error.id, error.msg) == (E006, expected)
+        before = dump(shared)
+        response = send(receiver, event("delete"))
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        assert response.json() == envelope(
+            "NOTIFICATIONS_UNCONFIGURED", f"the notifications receiver is off: {expected}"
+        )
+        assert dump(shared) == before
+
+    def test_the_defaults_and_other_positive_values_pass(self, settings: Any) -> None:
+        assert check_notifications_limits() == []
+        settings.BLOBCACHE = {
+            **settings.BLOBCACHE,
+            "NOTIFICATIONS_TIMEOUT": 2,
+            "NOTIFICATIONS_MAX_JOBS": 1,
+            "NOTIFICATIONS_MAX_EVENTS": 1,
+            "NOTIFICATIONS_MAX_BYTES": 1,
+        }
+        assert check_notifications_limits() == []
+
+
+def events_counted(action: str, outcome: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "blobcache_notifications_events_total", {"action": action, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+@pytest.mark.django_db
+class TestAuditAndMetrics:
+    """One audit row per envelope that deletes something; every event counted by outcome."""
+
+    def test_one_row_and_the_events_by_outcome(self, receiver: Client, shared: redis.Redis) -> None:
+        counted = {
+            (action, name): events_counted(action, name)
+            for action, name in [
+                ("delete", "cleared"),
+                ("delete", "unknown"),
+                ("push", "ignored"),
+                ("pull", "ignored"),
+            ]
+        }
+        response = send(
+            receiver,
+            event("delete"),
+            event("delete", repository=ALPINE, digest=MANIFEST),
+            event("push"),
+            event("pull"),
+            event("pull"),
+        )
+        assert response.status_code == 200
+        counts = outcome(events=5, cleared=1, unknown=1, ignored=3)
+        assert response.json() == counts
+        assert audit_rows() == [
+            audit_row(
+                "notifications",
+                interface="notifications",
+                user="registry:5000",
+                scope="repository",
+                cleared=1,
+                counts=counts,
+            )
+        ]
+        assert {
+            key: events_counted(*key) - before for key, before in counted.items()
+        } == {
+            ("delete", "cleared"): 1,
+            ("delete", "unknown"): 1,
+            ("push", "ignored"): 1,
+            ("pull", "ignored"): 2,
+        }
+
+    def test_envelopes_without_deletes_write_no_row(
+        self, receiver: Client, shared: redis.Redis
+    ) -> None:
+        assert send(receiver, event("push"), event("pull")).status_code == 200
+        assert audit_rows() == []
+
+    def test_the_peer_names_a_sender_without_source(
+        self, receiver: Client, shared: redis.Redis
+    ) -> None:
+        anonymous = event("delete")
+        del anonymous["source"]
+        assert send(receiver, anonymous).status_code == 200
+        assert [row["user"] for row in audit_rows()] == ["127.0.0.1"]
+
+    @pytest.mark.standalone
+    def test_redis_down_is_recorded_unavailable(
+        self, receiver: Client, private_redis: PrivateRedis
+    ) -> None:
+        unavailable = events_counted("delete", "unavailable")
+        private_redis.stop()
+        assert send(receiver, event("delete"), event("delete", digest=CONFIG)).status_code == 503
+        (row,) = audit_rows()
+        assert row["outcome"] == "unavailable"
+        assert row["counts"] == {"events": 2, "deletes": 2}
+        assert row["cleared"] is None
+        assert events_counted("delete", "unavailable") - unavailable == 2
+
+    def test_a_busy_receiver_records_nothing(
+        self,
+        settings: Any,
+        receiver: Client,
+        shared: redis.Redis,
+        blocked_signal: threading.Event,
+    ) -> None:
+        settings.BLOBCACHE = {
+            **settings.BLOBCACHE,
+            "NOTIFICATIONS_TIMEOUT": 0.3,
+            "NOTIFICATIONS_MAX_JOBS": 1,
+        }
+        assert send(receiver, event("delete")).status_code == 503  # its job holds the slot
+        assert send(receiver, event("delete", digest=CONFIG)).status_code == 503  # busy
+        blocked_signal.set()
+        # The timed-out envelope is recorded (its first batch did clear); the busy one did
+        # nothing and is not.
+        (row,) = audit_rows()
+        assert (row["outcome"], row["counts"]) == ("unavailable", {"events": 1, "deletes": 1})
+        assert "took longer than 0.3 s (1 done)" in row["detail"]

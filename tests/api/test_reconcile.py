@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -256,9 +258,44 @@ class TestErrors:
         before = dump(stale)
         response = post(api)
         assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        # The API names the setting; the server's paths are for the operator's command.
+        assert response.json() == envelope(
+            "STORAGE_INVALID",
+            "BLOBCACHE['STORAGE_ROOT'] has no docker/registry/v2 folder: give the registry's "
+            "storage.filesystem.rootdirectory (a registry creates that folder on its first push)",
+        )
+        assert dump(stale) == before
+
+    @pytest.mark.parametrize("trailing", ["", "/"])
+    def test_storage_root_that_does_not_exist_is_503_without_its_path(
+        self, api: APIClient, stale: redis.Redis, settings: Any, tmp_path: Path, trailing: str
+    ) -> None:
+        root = f"{tmp_path / 'gone'}{trailing}"
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE_ROOT": root}
+        response = post(api)
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        assert response.json() == envelope(
+            "STORAGE_INVALID", "the storage root BLOBCACHE['STORAGE_ROOT'] does not exist"
+        )
+
+    def test_unreadable_storage_is_503_without_server_paths(
+        self, api: APIClient, stale: redis.Redis, configured: StorageTree
+    ) -> None:
+        loop = configured.v2 / "blobs" / "sha256"
+        shutil.rmtree(loop)
+        os.symlink(loop, loop)
+        before = dump(stale)
+        response = post(api)
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
         (error,) = response.json()["errors"]
-        assert error["code"] == "STORAGE_INVALID"
-        assert error["message"].startswith(f"{tmp_path} has no docker/registry/v2 folder")
+        assert error["code"] == "STORAGE_UNAVAILABLE"
+        assert error["message"].startswith(
+            "cannot read BLOBCACHE['STORAGE_ROOT']/docker/registry/v2/blobs/sha256/"
+        )
+        assert str(configured.root) not in response.content.decode()
         assert dump(stale) == before
 
     @pytest.mark.standalone  # a private standalone server, stopped

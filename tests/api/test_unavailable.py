@@ -135,3 +135,24 @@ def test_redis_backed_throttle_of_the_host_is_503_not_500(
             }
         ]
     }
+
+
+def test_a_unix_socket_is_named_by_its_setting_not_its_path(
+    api: APIClient, tmp_path: Path
+) -> None:
+    socket = tmp_path / "redis.sock"
+    server = start_redis_process(tmp_path, "--unixsocket", str(socket))
+    try:
+        with override_settings(CACHES=caches_for(f"unix://{socket}?db=0")):
+            assert api.get("/api/repositories").status_code == 200
+            server.stop()
+            response = api.get("/api/repositories")
+    finally:
+        server.stop()
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    (error,) = response.json()["errors"]
+    assert error["message"].startswith(
+        "cannot reach Redis at the Redis socket of CACHES['default']['LOCATION']: "
+    )
+    assert str(tmp_path) not in response.content.decode()

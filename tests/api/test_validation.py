@@ -150,14 +150,39 @@ def test_body_not_utf8_is_descriptor_invalid(api: APIClient, redis_client: redis
     assert redis_client.dbsize() == 0
 
 
-def test_body_over_djangos_limit_is_descriptor_invalid(
-    api: APIClient, redis_client: redis.Redis, settings: Any
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("put", GLOBAL),
+        ("put", SCOPED),
+        ("post", "/api/reconcile"),
+        ("post", "/api/notifications"),
+    ],
+)
+def test_body_over_djangos_limit_is_413_on_every_route(
+    api: APIClient,
+    redis_client: redis.Redis,
+    settings: Any,
+    tmp_path: Any,
+    method: str,
+    path: str,
 ) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    settings.BLOBCACHE = {
+        **settings.BLOBCACHE,
+        "NOTIFICATIONS_SECRET": "s3cret",
+        "STORAGE_ROOT": str(tmp_path),
+    }
     payload = json.dumps({"size": 1, "mediaType": OCTET, "annotations": {"a": "x" * 2000}})
-    response = api.put(GLOBAL, payload, content_type="application/json")
-    assert response.status_code == 400
-    assert response.json() == envelope("DESCRIPTOR_INVALID", "the request body is too large")
+    response = getattr(api, method)(
+        path, payload, content_type="application/json", HTTP_AUTHORIZATION="s3cret"
+    )
+    assert response.status_code == 413
+    assert response.json() == envelope(
+        "REQUEST_TOO_LARGE",
+        "the request body is larger than the server accepts "
+        "(DATA_UPLOAD_MAX_MEMORY_SIZE, 1000 bytes)",
+    )
     assert redis_client.dbsize() == 0
 
 
@@ -181,14 +206,27 @@ def test_a_body_that_is_not_json_is_415(
     assert redis_client.dbsize() == 0
 
 
-def test_extra_descriptor_fields_are_ignored(api: APIClient, redis_client: redis.Redis) -> None:
-    payload = {"size": 1, "mediaType": OCTET, "urls": ["x"], "annotations": {"a": "b"}}
-    assert put_json(api, GLOBAL, payload).status_code == 201
-    assert redis_client.hgetall(f"blobs::{SHA256}") == {
-        "digest": SHA256,
-        "size": "1",
-        "mediatype": OCTET,
-    }
+@pytest.mark.parametrize("path", [GLOBAL, SCOPED])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"size": 1, "mediaType": OCTET, "urls": ["x"], "annotations": {"a": "b"}}, "annotations"),
+        ({"size": 1, "mediatype": OCTET}, "mediatype"),
+        ({"size": 1, "mediaType": OCTET, "digest": SHA256, "Size": 2}, "Size"),
+    ],
+    ids=["oci-fields", "typo", "case"],
+)
+def test_unknown_descriptor_fields_are_refused(
+    api: APIClient, redis_client: redis.Redis, path: str, payload: dict[str, Any], field: str
+) -> None:
+    response = put_json(api, path, payload)
+    assert response.status_code == 400
+    assert response.json() == envelope(
+        "DESCRIPTOR_INVALID",
+        f"unknown field {field!r}: expected digest, size or mediaType",
+        {"field": field},
+    )
+    assert redis_client.dbsize() == 0
 
 
 @pytest.mark.parametrize("path", [GLOBAL, SCOPED])

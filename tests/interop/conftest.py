@@ -289,11 +289,12 @@ class RegistryClient:
 
     # Blobs -----------------------------------------------------------------------------
 
-    def push_blob(self, repository: str, data: bytes) -> str:
+    def push_blob(self, repository: str, data: bytes, as_digest: str | None = None) -> str:
         """Upload ``data`` the way docker does: open a session, then commit it in one PUT.
 
         The single-request ``POST ...?digest=`` upload is not used: 2.8.2 ignores its body and
-        only opens a session (SPEC B.8.3.2 row 20).
+        only opens a session (SPEC B.8.3.2 row 20). ``as_digest`` commits under another
+        algorithm's digest; the registry still answers (and stores) the sha256 one.
         """
         digest = digest_of(data)
         opened = _expect(
@@ -304,7 +305,7 @@ class RegistryClient:
         committed = _expect(
             self.request(
                 "PUT",
-                _with_query(opened.headers["Location"], digest=digest),
+                _with_query(opened.headers["Location"], digest=as_digest or digest),
                 body=data,
                 headers={"Content-Type": OCTET_STREAM, "Content-Length": str(len(data))},
             ),

@@ -8,6 +8,7 @@ and a healthy registry on which reconciliation changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -316,3 +317,26 @@ def test_reconcile_on_a_healthy_registry_clears_nothing(
         assert (scoped.cleared, scoped.keys_deleted) == (0, 0)
     assert dump(redis_client) == before
     assert_pulls_every_byte(client, ALPINE, first)
+
+
+def test_reconcile_keeps_a_blob_pushed_under_its_sha512_digest(
+    registry: RegistryServer, redis_client: redis.Redis
+) -> None:
+    """The registry stores the data under sha256 only and links the sha512 digest to it."""
+    client = registry.client
+    data = b"a layer pushed under its sha512 digest\n"
+    alias = "sha512:" + hashlib.sha512(data).hexdigest()
+    canonical = client.push_blob(APP, data, as_digest=alias)
+    link = registry.storage_root.joinpath(
+        "docker/registry/v2/repositories", APP, "_layers/sha512", alias[7:], "link"
+    )
+    assert link.read_text() == canonical
+    assert not registry.storage_root.joinpath("docker/registry/v2/blobs/sha512").exists()
+    assert client.head_blob(APP, alias).status == 200
+    before = dump(redis_client)
+    assert redis_client.smembers(f"repository::{APP}::blobs") == {alias, canonical}
+
+    result = run_reconcile(registry.storage_root)
+    assert (result["cleared"], result["keys_deleted"], result["digests"]) == (0, 0, [])
+    assert dump(redis_client) == before
+    assert client.get_blob(APP, alias).body == data

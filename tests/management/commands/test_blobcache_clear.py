@@ -24,6 +24,12 @@ def test_global_digests(cache: DescriptorCache, crowded: redis.Redis) -> None:
     assert crowded.sismember("repository::foo/bar::blobs", D1)
 
 
+def test_the_largest_batch_size_is_accepted(cache: DescriptorCache, crowded: redis.Redis) -> None:
+    outcome = run("blobcache_clear", "--batch-size", "100000", D1, D5)
+    assert (outcome.status, outcome.stderr) == (0, "")
+    assert outcome.stdout == "Cleared 2 descriptor entries, deleted 2 keys.\n"
+
+
 def test_unknown_digests_exit_1_after_clearing_the_others(crowded: redis.Redis) -> None:
     outcome = run("blobcache_clear", D4, D1, "--format", "json")
     assert outcome.status == 1
@@ -167,6 +173,14 @@ def test_from_file_errors_name_the_line(tmp_path: Path, crowded: redis.Redis) ->
         (["--all", "--everywhere"], "Error: argument --everywhere: not allowed with"),
         ([], "Error: give digests, --from-file, or --all"),
         (["--batch-size", "0", D1], "Error: argument --batch-size: 0 is not a positive"),
+        (
+            ["--batch-size", "100001", "--all", "--no-input"],
+            "Error: argument --batch-size: 100001 is more than 100,000",
+        ),
+        (
+            ["--batch-size", "1000000000000", D1],
+            "Error: argument --batch-size: 1000000000000 is more than 100,000",
+        ),
         (["--format", "yaml", D1], "Error: argument --format: invalid choice"),
     ],
 )
