@@ -34,6 +34,7 @@ from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailabl
 from blobcache.testing import Topology, start_cluster
 from tests.audit_state import audit_row, audit_rows
 from tests.redis_state import dump
+from tests.s3_tree import S3Tree
 from tests.topologies import django_settings_for, flush, raw_client_for
 
 OCTET = "application/octet-stream"
@@ -133,7 +134,7 @@ def stale(cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree) 
     return redis_client
 
 
-def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree) -> None:
+def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree | S3Tree) -> None:
     """One entry of each reason next to entries storage backs.
 
     - D1: pushed to library/alpine and team/app; team/app deleted it (its link is gone).
