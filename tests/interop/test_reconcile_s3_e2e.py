@@ -7,6 +7,7 @@ root directory and the keys there.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from io import StringIO
@@ -165,3 +166,34 @@ def test_reconcile_on_a_healthy_s3_registry_clears_nothing(
     assert dump(redis_client) == before
     assert_pulls_every_byte(client, ALPINE, first)
     assert_pulls_every_byte(client, APP, second)
+
+
+def test_reconcile_keeps_a_blob_pushed_under_its_sha512_digest_on_s3(
+    s3_server: S3Server, s3_registry: RegistryServer, redis_client: redis.Redis
+) -> None:
+    """The registry writes the sha512 link holding the sha256 digest; its listing's ETag does
+    not prove what it names, so blobcache reads that one link."""
+    registry = s3_registry
+    client = registry.client
+    data = b"a layer pushed under its sha512 digest, into S3\n"
+    alias = "sha512:" + hashlib.sha512(data).hexdigest()
+    canonical = client.push_blob(APP, data, as_digest=alias)
+    bucket = registry.driver["s3"]["bucket"]  # type: ignore[index]
+    link = s3_server.client().get_object(
+        Bucket=bucket,
+        Key=f"registry/docker/registry/v2/repositories/{APP}/_layers/sha512/{alias[7:]}/link",
+    )
+    assert link["Body"].read() == canonical.encode()
+    assert client.head_blob(APP, alias).status == 200
+    before = dump(redis_client)
+    assert redis_client.smembers(f"repository::{APP}::blobs") == {alias, canonical}
+
+    result = run_reconcile(registry)
+    assert (result["cleared"], result["keys_deleted"], result["digests"]) == (0, 0, [])
+    # Listings of blobs/ and team/app's _layers and revisions; one read of the sha512 link
+    # (without it, the member would be a candidate and cost a re-check); the global entry of the
+    # sha512 digest has no data of its own, so its re-check asks for it and for the sha256 data
+    # its descriptor names.
+    assert result["storage_requests"] == 3 + 1 + 2
+    assert dump(redis_client) == before
+    assert client.get_blob(APP, alias).body == data
