@@ -22,6 +22,7 @@ from blobcache.storage import (
     StorageUnavailable,
     StorageUnconfigured,
     open_storage,
+    s3,
 )
 from blobcache.storage.config import storage_from_section
 from blobcache.storage.s3 import S3Storage
@@ -45,11 +46,12 @@ from tests.test_reconcile import (
     populate_stale,
 )
 
-#: populate_stale on S3: one listing of blobs/ and two per repository (_layers and
-#: _manifests/revisions of library/alpine and team/app); then the re-checks, per request:
-#: alpine's D2 (its link, a one-key listing of its data), team/app's D1 and orphan D4 (both link
-#: paths), the global D2 and D5 (a one-key listing each).
-EXPECTED_S3_REQUESTS = 1 + 2 * 2 + 2 + 2 + 2 + 2
+#: populate_stale on S3: two listings per repository (_layers and _manifests/revisions of
+#: library/alpine and team/app); a one-key listing per data question (far fewer than
+#: DIRECT_DATA_QUESTIONS, so blobs/ is not listed): alpine's D1 and D2, team/app's D3, the
+#: global D1, D2, D3, D5 and D6; then the re-checks: alpine's D2 (its link, its data), team/app's
+#: D1 and orphan D4 (both link paths), the global D2 and D5 (their data).
+EXPECTED_S3_REQUESTS = 2 * 2 + 3 + 5 + 2 + 2 + 2 + 2
 
 
 @pytest.fixture()
@@ -86,8 +88,9 @@ class TestReconcile:
         }
         again = reconcile(bucket.section)
         assert (again.cleared, again.keys_deleted) == (0, 0)
-        # Listings only: nothing is a candidate any more.
-        assert again.storage_requests == 1 + 2 * 2
+        # No candidate any more: the listings and the data of alpine's D1, team/app's D3, and
+        # the global D1, D3 and D6.
+        assert again.storage_requests == 2 * 2 + 2 + 3
 
     def test_configured_storage_is_the_same_section(
         self, cache: DescriptorCache, redis_client: redis.Redis, bucket: S3Tree, settings: Any
@@ -109,8 +112,10 @@ class TestReconcile:
         result = reconcile(bucket.section, repository=APP)
         assert (result.cleared, result.keys_deleted) == (0, 0)
         assert dump(redis_client) == before
-        # Listings of _layers, revisions and blobs, and one read of the alias link.
-        assert result.storage_requests == 2 + 1 + 1
+        # Listings of _layers and revisions; D1's link proves itself by its ETag, its data is
+        # one question; the alias link does not and its own digest has no data: one read of the
+        # link, then the data of the digest it names.
+        assert result.storage_requests == 2 + 1 + 1 + 1 + 1
 
     def test_alias_link_whose_canonical_data_is_gone_is_cleared(
         self, cache: DescriptorCache, redis_client: redis.Redis, bucket: S3Tree
@@ -150,7 +155,11 @@ class TestReconcile:
         assert redis_client.smembers(f"repository::{APP}::blobs") == {D1}
 
     def test_pagination_past_1000_keys(
-        self, cache: DescriptorCache, redis_client: redis.Redis, bucket: S3Tree
+        self,
+        cache: DescriptorCache,
+        redis_client: redis.Redis,
+        bucket: S3Tree,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         stored = [digest(n) for n in range(1, 1206)]
         for key_digest in stored:
@@ -162,9 +171,11 @@ class TestReconcile:
         storage = opened(bucket)
         assert storage.requests == 1  # the check: one key under docker/registry/v2
         storage.requests = 0
-        with storage.snapshot() as view:
-            assert view.has_blob_data(stored[-1]) is True
-            assert view.linked_blob(APP, stored[0]) == stored[0]
+        with monkeypatch.context() as patched:
+            patched.setattr(s3, "DIRECT_DATA_QUESTIONS", 0)
+            with storage.snapshot() as view:
+                assert view.has_blob_data(stored[-1]) is True
+                assert view.linked_blob(APP, stored[0]) == stored[0]
         # blobs/ in two pages, _layers/ in two, revisions/ in one.
         assert storage.requests == 2 + 2 + 1
         storage.requests = 0
@@ -172,9 +183,22 @@ class TestReconcile:
         # Every stored entry found in a listing past the first page: only the swept one goes.
         assert by_reason(result) == [(MEMBERSHIP_DATA_MISSING, APP, swept)]
         assert redis_client.scard(f"repository::{APP}::blobs") == len(stored)
-        # The five listings, and the swept entry's re-check (its link, its data).
-        assert result.storage_requests == 5 + 2
+        # The link listings; the first data questions one by one, then blobs/ in two pages; the
+        # swept entry's re-check (its link, its data).
+        assert result.storage_requests == 3 + s3.DIRECT_DATA_QUESTIONS + 2 + 2
         storage.close()
+
+    def test_a_few_entries_do_not_list_every_blob(
+        self, cache: DescriptorCache, redis_client: redis.Redis, bucket: S3Tree
+    ) -> None:
+        for key_digest in (D1, D2, D3):
+            bucket.pushed(APP, key_digest)
+            cache_entry(cache, APP, key_digest)
+        result = reconcile(bucket.section, repository=APP)
+        assert (result.cleared, result.keys_deleted) == (0, 0)
+        # The repository's two link listings and the three data questions; blobs/ is not
+        # listed, however many blobs the bucket holds.
+        assert result.storage_requests == 2 + 3
 
 
 class TestFailures:

@@ -336,6 +336,11 @@ def _self_etag(digest: str) -> str:
     return hashlib.md5(digest.encode(), usedforsecurity=False).hexdigest()
 
 
+#: Data questions asked one by one before ``blobs/`` is listed: a run over a few entries (one
+#: small repository) must not list a bucket of millions of blobs, and a large run loses at most
+#: this many requests by starting this way.
+DIRECT_DATA_QUESTIONS = 100
+
 #: A link's row: its content is the digest itself, not known yet, or read (another digest).
 _SELF = 0
 _UNKNOWN = 1
@@ -344,9 +349,10 @@ _UNKNOWN = 1
 class S3Listing:
     """Answers from listings made once per run, spooled to a temporary SQLite file.
 
-    ``blobs/`` is listed on the first data question, a repository's links on the first question
-    about that repository. Data written after its listing is missed here, which is safe: an
-    entry only becomes a candidate, and the re-check asks storage again before deleting.
+    ``blobs/`` is listed once :data:`DIRECT_DATA_QUESTIONS` data questions have been asked one
+    by one, a repository's links on the first question about that repository. Data written
+    after its listing is missed here, which is safe: an entry only becomes a candidate, and the
+    re-check asks storage again before deleting.
     """
 
     def __init__(self, storage: S3Storage) -> None:
@@ -366,6 +372,7 @@ class S3Listing:
             """
         )
         self._blobs_listed = False
+        self._direct_left = DIRECT_DATA_QUESTIONS
 
     def __enter__(self) -> S3Listing:
         return self
@@ -422,6 +429,9 @@ class S3Listing:
 
     def has_blob_data(self, digest: str) -> bool:
         if not self._blobs_listed:
+            if self._direct_left > 0:
+                self._direct_left -= 1
+                return self.storage.has_blob_data(digest)
             self._list_blobs()
         found = self.db.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone()
         return found is not None

@@ -102,10 +102,10 @@ def test_reconcile_after_garbage_collect_on_s3(
             "global_data_missing": 3,
         },
         "skipped": 0,
-        # Listings: blobs/ (empty), library/alpine's _layers and revisions. Re-checks: the
-        # config and the layer (their link, a one-key listing of their data), the three global
-        # entries (a one-key listing each).
-        "storage_requests": 1 + 2 + 2 * 2 + 3,
+        # The walk: library/alpine's _layers and revisions listings, the data of its two
+        # members and of the three global entries (a one-key listing each). The re-checks: the
+        # two members (their link, their data), the three global entries (their data).
+        "storage_requests": 2 + 2 + 3 + 2 * 2 + 3,
         "digests": sorted(
             [
                 {"reason": "global_data_missing", "repository": None, "digest": config},
@@ -153,16 +153,18 @@ def test_reconcile_on_a_healthy_s3_registry_clears_nothing(
             "global_data_missing": 0,
         },
         "skipped": 0,
-        # Listings only: blobs/ and each repository's _layers and revisions.
-        "storage_requests": 1 + 2 * 2,
+        # Each repository's _layers and revisions listings; the data of the five memberships
+        # and of the six global entries, one question each.
+        "storage_requests": 2 * 2 + 5 + 6,
         "digests": [],
     }
     assert run_reconcile(registry, "--dry-run") == {**nothing, "dry_run": True}
     assert run_reconcile(registry) == nothing
     section = {"s3": registry.driver["s3"]}  # type: ignore[index]
-    for repository in (ALPINE, APP):
+    for repository, members in ((ALPINE, 2), (APP, 3)):
         scoped = reconcile(section, repository=repository)
-        assert (scoped.cleared, scoped.keys_deleted, scoped.storage_requests) == (0, 0, 3)
+        assert (scoped.cleared, scoped.keys_deleted) == (0, 0)
+        assert scoped.storage_requests == 2 + members
     assert dump(redis_client) == before
     assert_pulls_every_byte(client, ALPINE, first)
     assert_pulls_every_byte(client, APP, second)
@@ -190,10 +192,10 @@ def test_reconcile_keeps_a_blob_pushed_under_its_sha512_digest_on_s3(
 
     result = run_reconcile(registry)
     assert (result["cleared"], result["keys_deleted"], result["digests"]) == (0, 0, [])
-    # Listings of blobs/ and team/app's _layers and revisions; one read of the sha512 link
-    # (without it, the member would be a candidate and cost a re-check); the global entry of the
-    # sha512 digest has no data of its own, so its re-check asks for it and for the sha256 data
-    # its descriptor names.
-    assert result["storage_requests"] == 3 + 1 + 2
+    # team/app's _layers and revisions listings; the sha256 member's data; for the sha512
+    # member, its own data (none), one read of its link, the data that names; the data of the two
+    # global entries; the sha512 one has none of its own, so its re-check asks for it and for the
+    # sha256 data its descriptor names.
+    assert result["storage_requests"] == 2 + 1 + 3 + 2 + 2
     assert dump(redis_client) == before
     assert client.get_blob(APP, alias).body == data
