@@ -8,7 +8,9 @@ of requests a run costs.
 from __future__ import annotations
 
 import socket
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,6 +155,36 @@ class TestReconcile:
         result = reconcile(bucket.section, repository=APP)
         assert by_reason(result) == [(MEMBERSHIP_UNLINKED, APP, D2)]
         assert redis_client.smembers(f"repository::{APP}::blobs") == {D1}
+
+    def test_interrupt_stops_between_batches_and_removes_the_spool(
+        self,
+        cache: DescriptorCache,
+        redis_client: redis.Redis,
+        bucket: S3Tree,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+    ) -> None:
+        stale_digests = [digest(n) for n in range(100, 110)]
+        for key_digest in stale_digests:
+            cache_entry(cache, APP, key_digest)
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+        def interrupt(done: int) -> None:
+            (spool,) = tmp_path.iterdir()
+            assert spool.name.startswith("blobcache-s3-")
+            raise KeyboardInterrupt
+
+        result = reconcile(bucket.section, repository=APP, batch_size=4, progress=interrupt)
+        assert (result.interrupted, result.cleared) == (True, 4)
+        left = redis_client.smembers(f"repository::{APP}::blobs")
+        assert len(left) == 6
+        hashes = {
+            key.rsplit("::", 1)[1] for key in redis_client.keys(f"repository::{APP}::blobs::*")
+        }
+        assert hashes == left
+        # The listing's SQLite file went with the run.
+        assert list(tmp_path.iterdir()) == []
+        assert reconcile(bucket.section, repository=APP).cleared == 6
 
     def test_pagination_past_1000_keys(
         self,
