@@ -11,6 +11,7 @@ import redis
 import yaml
 
 from blobcache.cache import DescriptorCache
+from blobcache.storage.s3 import S3Storage
 from blobcache.testing import S3Server
 from tests.audit_state import audit_rows
 from tests.management.commands.helpers import Outcome, run
@@ -180,6 +181,30 @@ class TestS3:
         for row in audit_rows():
             assert SECRET not in json.dumps(row, default=str)
             assert ACCESS not in json.dumps(row, default=str)
+
+
+    def test_a_bucket_gone_during_the_run_stops_it_with_exit_1(
+        self,
+        s3_server: S3Server,
+        cache: DescriptorCache,
+        redis_client: redis.Redis,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        populate_stale(cache, redis_client, StorageTree(tmp_path / "unused"))
+        # Opened while it existed: the check passes, the walk's first request finds no bucket.
+        monkeypatch.setattr(S3Storage, "check", lambda storage: None)
+        config = write_config(
+            tmp_path / "config.yml", {"s3": s3_server.parameters("bucket-deleted-meanwhile")}
+        )
+        before = dump(redis_client)
+        outcome = reconcile_json(config)
+        assert (outcome.status, outcome.stdout) == (1, "")
+        assert outcome.stderr == (
+            "the bucket 'bucket-deleted-meanwhile' does not exist at "
+            f"{s3_server.endpoint}; stopped, entries not yet checked were left alone\n"
+        )
+        assert dump(redis_client) == before
 
 
 class TestRefused:

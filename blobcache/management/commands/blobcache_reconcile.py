@@ -109,7 +109,8 @@ class Command(BlobcacheCommand):
                         on_cleared=listing.add,
                         cache=cache,
                     )
-            except StorageUnavailable as error:
+            except (StorageUnavailable, StorageInvalid) as error:
+                # Invalid now means gone since it was opened (a bucket deleted mid-run).
                 raise CommandError(
                     f"{error}; stopped, entries not yet checked were left alone",
                     returncode=EXIT_PARTIAL,
