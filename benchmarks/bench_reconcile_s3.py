@@ -20,6 +20,7 @@ so memory does not grow with the bucket).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 import port_for
+import psutil
 import redis
 import yaml
 
@@ -120,14 +122,24 @@ def run_command(
         stdout=out,
         stderr=err,
     )  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
+    # The child's ru_maxrss would count the pages it shared with this process (moto's whole
+    # bucket) before exec, so the peak is sampled instead.
+    peak = 0
+    watched = psutil.Process(process.pid)
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, watched.memory_info().rss)
+        time.sleep(0.05)
     elapsed = time.perf_counter() - started
     out.seek(0)
     err.seek(0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"blobcache_reconcile failed: {err.read().decode()}")
     cpu = usage.ru_utime + usage.ru_stime
-    return elapsed, cpu, usage.ru_maxrss / 1024, json.loads(out.read())
+    return elapsed, cpu, peak / (1 << 20), json.loads(out.read())
 
 
 def main() -> None:
@@ -190,7 +202,7 @@ def main() -> None:
     )
     print(
         f"blobcache_reconcile: {elapsed:.1f} s end to end = {entries / elapsed:,.0f} entries/s; "
-        f"peak RSS {rss:.0f} MB"
+        f"peak RSS {rss:.0f} MB (sampled every 50 ms)"
     )
     # moto answers each ListObjectsV2 page by walking and sorting the whole bucket, so the wall
     # time above is mostly the stand-in server's; the command's own CPU time is blobcache's.

@@ -295,6 +295,15 @@ class TestConfiguration:
         assert storage.client.meta.config.s3 == {"addressing_style": "path"}
         storage.close()
 
+    def test_credentials_in_the_endpoint_are_not_described(self) -> None:
+        storage = S3Storage(
+            bucket="registry", regionendpoint="https://user:hidden@minio.example:9000/"
+        )
+        assert storage.describe() == (
+            "s3://registry/docker/registry/v2 at https://minio.example:9000/"
+        )
+        storage.close()
+
     def test_endpoint_without_scheme_follows_secure(self, bucket: S3Tree) -> None:
         host = bucket.server.endpoint.removeprefix("http://")
         storage = opened(bucket, regionendpoint=host, secure="false")

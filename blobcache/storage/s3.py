@@ -26,6 +26,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -57,10 +58,15 @@ MAX_ATTEMPTS = 5
 
 #: Parameters of the registry's ``storage.s3`` section that only matter when writing
 #: (encryption, chunk sizes, storage class...) are accepted and ignored; these are read.
-_STRINGS = ("bucket", "region", "regionendpoint", "rootdirectory", "accesskey", "secretkey")
-_FLAGS = ("secure", "skipverify", "forcepathstyle")
-#: blobcache's own tuning, beside the registry's parameters.
-_TUNING = ("connecttimeout", "readtimeout", "maxattempts")
+_STRINGS = (
+    "bucket",
+    "region",
+    "regionendpoint",
+    "rootdirectory",
+    "accesskey",
+    "secretkey",
+    "sessiontoken",
+)
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}
@@ -120,6 +126,7 @@ class S3Storage(Storage):
         rootdirectory: str = "",
         accesskey: str | None = None,
         secretkey: str | None = None,
+        sessiontoken: str | None = None,
         secure: bool = True,
         skipverify: bool = False,
         forcepathstyle: bool | None = None,
@@ -152,6 +159,7 @@ class S3Storage(Storage):
         session = boto3.session.Session(
             aws_access_key_id=accesskey or None,
             aws_secret_access_key=secretkey or None,
+            aws_session_token=sessiontoken or None,
         )
         self.client = session.client(
             "s3",
@@ -184,6 +192,7 @@ class S3Storage(Storage):
             rootdirectory=strings.get("rootdirectory", ""),
             accesskey=strings.get("accesskey"),
             secretkey=strings.get("secretkey"),
+            sessiontoken=strings.get("sessiontoken"),
             secure=bool(_flag(parameters, "secure", True)),
             skipverify=bool(_flag(parameters, "skipverify", False)),
             forcepathstyle=_flag(parameters, "forcepathstyle", None),
@@ -196,8 +205,7 @@ class S3Storage(Storage):
         self.requests += 1
 
     def describe(self) -> str:
-        where = f" at {self.endpoint}" if self.endpoint else ""
-        return f"s3://{self.bucket}/{self.v2.removesuffix('/')}{where}"
+        return f"s3://{self.bucket}/{self.v2.removesuffix('/')}{self._at()}"
 
     def close(self) -> None:
         self.client.close()
@@ -236,7 +244,12 @@ class S3Storage(Storage):
             ) from None
 
     def _at(self) -> str:
-        return f" at {self.endpoint}" if self.endpoint else ""
+        if not self.endpoint:
+            return ""
+        # An endpoint may carry credentials (user:password@host): never in a message.
+        parts = urllib.parse.urlsplit(self.endpoint)
+        host = parts.netloc.rpartition("@")[2]
+        return f" at {urllib.parse.urlunsplit(parts._replace(netloc=host))}"
 
     def list_keys(self, prefix: str) -> Iterator[tuple[str, str]]:
         """``(key relative to prefix, ETag without quotes)`` of every object under ``prefix``,
