@@ -31,9 +31,9 @@ from blobcache import health, metrics
 from blobcache.api import exceptions as api_exceptions
 from blobcache.api.content import JSONOnlyNegotiation
 from blobcache.api.permissions import VIEW
-from blobcache.api.reconcile import REQUEST_INVALID
 from blobcache.api.views import _classes
 from blobcache.conf import blobcache_settings
+from blobcache.exceptions import RequestInvalid, RouteNotFound
 
 
 class MonitoringView(APIView):
@@ -124,11 +124,7 @@ class MetricsView(MonitoringView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if not metrics_exposed():
-            raise api_exceptions.RegistryError(
-                api_exceptions.NOT_FOUND,
-                f"no API route matches {request.path[:200]!r}",
-                status_code=status.HTTP_404_NOT_FOUND,
-            )
+            raise RouteNotFound(f"no API route matches {request.path[:200]!r}")
         super().initial(request, *args, **kwargs)
 
     @extend_schema(exclude=True)
@@ -154,9 +150,7 @@ class HealthView(MonitoringView):
     def get(self, request: Request, **kwargs: Any) -> Response:
         live = request.query_params.get("live", "0")
         if live not in LIVE_VALUES:
-            raise api_exceptions.RegistryError(
-                REQUEST_INVALID, f"live must be 1 or 0, not {live[:20]!r}"
-            )
+            raise RequestInvalid(f"live must be 1 or 0, not {live[:20]!r}")
         if LIVE_VALUES[live]:
             return Response({"status": "ok"})
         report = health.check()

@@ -217,14 +217,9 @@ class DescriptorViewSet(BlobCacheViewSet):
         body = DescriptorWriteSerializer(data=data, context={"digest": digest})
         unknown = unknown_field(data, list(body.fields))
         if unknown is not None:
-            raise api_exceptions.RegistryError(
-                DescriptorInvalid.code, unknown[1], detail={"field": unknown[0]}
-            )
+            raise DescriptorInvalid(unknown[1], detail={"field": unknown[0]})
         if not body.is_valid():
-            code, message, field = first_error(body)
-            raise api_exceptions.RegistryError(
-                code, message, detail={"field": field} if field else None
-            )
+            raise first_error(body)
         return service.put(digest, body.to_descriptor())
 
     def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
