@@ -23,6 +23,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions as drf_exceptions
@@ -241,6 +242,28 @@ _DESTROY_RESPONSES: dict[int, Any] = {
 }
 
 
+@extend_schema_view(
+    retrieve=extend_schema(
+        summary="Read a global descriptor",
+        parameters=[DIGEST_PARAMETER],
+        operation_id="blobs_retrieve",
+        responses=_RETRIEVE_RESPONSES,
+    ),
+    update=extend_schema(
+        summary="Set a global descriptor",
+        description="Size and digest are overwritten; the media type is set only if absent.",
+        parameters=[DIGEST_PARAMETER],
+        operation_id="blobs_update",
+        request=DescriptorWriteSerializer,
+        responses=_UPDATE_RESPONSES,
+    ),
+    destroy=extend_schema(
+        summary="Clear a global descriptor",
+        parameters=[DIGEST_PARAMETER],
+        operation_id="blobs_destroy",
+        responses=_DESTROY_RESPONSES,
+    ),
+)
 class GlobalDescriptorViewSet(DescriptorViewSet):
     """The registry-wide descriptor of a digest (``blobs::<digest>``)."""
 
@@ -250,55 +273,15 @@ class GlobalDescriptorViewSet(DescriptorViewSet):
     def audit_scope(self) -> dict[str, Any]:
         return {"scope": GLOBAL_SCOPE}
 
-    @extend_schema(
-        summary="Read a global descriptor",
-        parameters=[DIGEST_PARAMETER],
-        operation_id="blobs_retrieve",
-        responses=_RETRIEVE_RESPONSES,
-    )
-    def retrieve(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().retrieve(request, digest, **kwargs)
 
-    @extend_schema(
-        summary="Set a global descriptor",
-        description="Size and digest are overwritten; the media type is set only if absent.",
-        parameters=[DIGEST_PARAMETER],
-        operation_id="blobs_update",
-        request=DescriptorWriteSerializer,
-        responses=_UPDATE_RESPONSES,
-    )
-    def update(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().update(request, digest, **kwargs)
-
-    @extend_schema(
-        summary="Clear a global descriptor",
-        parameters=[DIGEST_PARAMETER],
-        operation_id="blobs_destroy",
-        responses=_DESTROY_RESPONSES,
-    )
-    def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().destroy(request, digest, **kwargs)
-
-
-class RepositoryDescriptorViewSet(DescriptorViewSet):
-    """A descriptor as one repository sees it (membership, global hash, repository hash)."""
-
-    def get_service(self) -> RepositoryScopedCache:
-        return self.cache.repository_scoped(self.kwargs["name"])
-
-    def audit_scope(self) -> dict[str, Any]:
-        return {"scope": REPOSITORY_SCOPE, "repository": self.kwargs["name"]}
-
-    @extend_schema(
+@extend_schema_view(
+    retrieve=extend_schema(
         summary="Read a repository-scoped descriptor",
         parameters=[NAME_PARAMETER, DIGEST_PARAMETER],
         operation_id="repository_blobs_retrieve",
         responses=_RETRIEVE_RESPONSES,
-    )
-    def retrieve(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().retrieve(request, digest, **kwargs)
-
-    @extend_schema(
+    ),
+    update=extend_schema(
         summary="Set a repository-scoped descriptor",
         description=(
             "Links the digest into the repository; a body digest of another algorithm also "
@@ -308,19 +291,23 @@ class RepositoryDescriptorViewSet(DescriptorViewSet):
         operation_id="repository_blobs_update",
         request=DescriptorWriteSerializer,
         responses=_UPDATE_RESPONSES,
-    )
-    def update(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().update(request, digest, **kwargs)
-
-    @extend_schema(
+    ),
+    destroy=extend_schema(
         summary="Clear a repository-scoped descriptor",
         description="Removes the membership, the repository hash and the global fields (3.1+).",
         parameters=[NAME_PARAMETER, DIGEST_PARAMETER],
         operation_id="repository_blobs_destroy",
         responses=_DESTROY_RESPONSES,
-    )
-    def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().destroy(request, digest, **kwargs)
+    ),
+)
+class RepositoryDescriptorViewSet(DescriptorViewSet):
+    """A descriptor as one repository sees it (membership, global hash, repository hash)."""
+
+    def get_service(self) -> RepositoryScopedCache:
+        return self.cache.repository_scoped(self.kwargs["name"])
+
+    def audit_scope(self) -> dict[str, Any]:
+        return {"scope": REPOSITORY_SCOPE, "repository": self.kwargs["name"]}
 
 
 class RepositoryMemberViewSet(BlobCacheViewSet):
