@@ -1,11 +1,11 @@
 """``POST /api/notifications``: the receiver for the registry's notifications.
 
 Registries before 3.1 leave a deleted blob's membership in Redis and serve the blob again in
-that repository once another repository refills the global entry (SPEC B.7.1, B.8.3.3). The
-registry announces every blob and manifest ``delete`` to its notification endpoints, so this
-receiver clears that repository-scoped entry with 3.1+ semantics and closes the flaw without
-upgrading the registry. Point an endpoint at it (``notifications.endpoints[].url``) with the
-shared secret in ``headers``.
+that repository once another repository refills the global entry (CVE-2026-35172, fixed in
+distribution v3.1.0 by commit 5cda72868). The registry announces every blob and manifest
+``delete`` to its notification endpoints, so this receiver clears that repository-scoped entry
+with 3.1+ semantics and closes the flaw without upgrading the registry. Point an endpoint at it
+(``notifications.endpoints[].url``) with the shared secret in ``headers``.
 
 The registry delivers an endpoint's events one envelope at a time and retries a failed envelope
 until it succeeds, so this view answers 2xx for anything retrying cannot change (a replay, an
