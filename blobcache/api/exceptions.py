@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -160,6 +161,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     )
 
 
+class RegistryEnvelopeMixin:
+    """For every API view: errors answer in the registry's envelope through
+    :func:`exception_handler`, whatever the host's ``EXCEPTION_HANDLER``."""
+
+    def get_exception_handler(self) -> Callable[..., Response | None]:
+        return exception_handler
+
+
+def no_route(path: str) -> domain.RouteNotFound:
+    """The answer for a URL no route matches (or a route switched off, which must not differ)."""
+    return domain.RouteNotFound(f"no API route matches {path[:200]!r}")
+
+
 @csrf_exempt
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """The catch-all under the API's prefix: unknown URLs answer in the envelope too.
@@ -167,8 +181,9 @@ def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     CSRF-exempt because it changes nothing, and the middleware would otherwise answer an
     unknown POST with Django's HTML 403 page.
     """
+    error = no_route(request.path)
     return JsonResponse(
-        error_body(domain.RouteNotFound.code, f"no API route matches {request.path[:200]!r}"),
-        status=status.HTTP_404_NOT_FOUND,
+        error_body(error.code, error.message),
+        status=error.status_code,
         json_dumps_params={"separators": (",", ":")},
     )

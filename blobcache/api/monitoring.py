@@ -10,7 +10,6 @@ work before anyone can log in, and it names no address.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponse
@@ -33,19 +32,16 @@ from blobcache.api.content import JSONOnlyNegotiation
 from blobcache.api.permissions import VIEW
 from blobcache.api.views import _classes
 from blobcache.conf import blobcache_settings
-from blobcache.exceptions import RequestInvalid, RouteNotFound
+from blobcache.exceptions import RequestInvalid
 
 
-class MonitoringView(APIView):
+class MonitoringView(api_exceptions.RegistryEnvelopeMixin, APIView):
     """JSON errors in the registry's envelope; no throttling (a scraper polls on a schedule)."""
 
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnlyNegotiation
     throttle_classes: list[Any] = []
     http_method_names = ["get", "head"]
-
-    def get_exception_handler(self) -> Callable[..., Response | None]:
-        return api_exceptions.exception_handler
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -124,7 +120,7 @@ class MetricsView(MonitoringView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if not metrics_exposed():
-            raise RouteNotFound(f"no API route matches {request.path[:200]!r}")
+            raise api_exceptions.no_route(request.path)
         super().initial(request, *args, **kwargs)
 
     @extend_schema(exclude=True)

@@ -337,7 +337,7 @@ def check_length(request: Request, limit: int) -> None:
         )
 
 
-class NotificationsView(APIView):
+class NotificationsView(api_exceptions.RegistryEnvelopeMixin, APIView):
     """Receives the registry's event envelopes and clears what its deletes left in Redis."""
 
     renderer_classes = [JSONRenderer]
@@ -347,9 +347,6 @@ class NotificationsView(APIView):
     permission_classes = [IsAuthenticated]
     throttle_classes: list[Any] = []
     http_method_names = ["post"]
-
-    def get_exception_handler(self) -> Callable[..., Response | None]:
-        return api_exceptions.exception_handler
 
     def perform_authentication(self, request: Request) -> None:
         # Never accept deletes from anyone when no secret is set: the receiver is off.

@@ -7,7 +7,7 @@ so a host project changes them without touching its global ``REST_FRAMEWORK`` be
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -116,7 +116,7 @@ def _classes(configured: Any, default: list[Any]) -> list[Any]:
     return [import_string(item) if isinstance(item, str) else item for item in configured]
 
 
-class BlobCacheViewSet(GenericViewSet):
+class BlobCacheViewSet(api_exceptions.RegistryEnvelopeMixin, GenericViewSet):
     """What every blobcache view shares: JSON only, envelope errors, host-replaceable policies."""
 
     renderer_classes = [JSONRenderer]
@@ -143,9 +143,6 @@ class BlobCacheViewSet(GenericViewSet):
             [*api_settings.DEFAULT_THROTTLE_CLASSES, *SCOPED_THROTTLE_CLASSES],
         )
         return [cls() for cls in classes]
-
-    def get_exception_handler(self) -> Callable[..., Response | None]:
-        return api_exceptions.exception_handler
 
     def get_authenticate_header(self, request: Request) -> str:
         # A 401 must carry a challenge. With only session authentication DRF would answer 403
@@ -353,13 +350,10 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
         return Response(ClearedSerializer(counts).data)
 
 
-class EnvelopeErrorsMixin:
+class EnvelopeErrorsMixin(api_exceptions.RegistryEnvelopeMixin):
     """For the public schema and docs views: their errors (405...) use the envelope too."""
 
     request: Request
-
-    def get_exception_handler(self) -> Callable[..., Response | None]:
-        return api_exceptions.exception_handler
 
     def handle_exception(self, exc: Exception) -> Response:
         response: Response = super().handle_exception(exc)  # type: ignore[misc]
