@@ -47,13 +47,24 @@ _INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 MAX_BATCH_SIZE = 100_000
 
 
-def positive_int(text: str) -> int:
+def integer(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    value = integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
     return value
 
 
@@ -93,11 +104,13 @@ class BlobcacheCommand(BaseCommand):
             help="Output format (default: text).",
         )
 
-    def add_clear_arguments(self, parser: CommandParser) -> None:
-        """The options every clearing command takes: dry run, no input, format, batch size."""
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Count what would be cleared; change nothing."
-        )
+    def add_confirmation_arguments(
+        self,
+        parser: CommandParser,
+        dry_run_help: str = "Count what would be cleared; change nothing.",
+    ) -> None:
+        """The options of every command that deletes: a dry run, and no confirmation prompt."""
+        parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
         parser.add_argument(
             "--no-input",
             "--noinput",
@@ -105,6 +118,10 @@ class BlobcacheCommand(BaseCommand):
             dest="interactive",
             help="Do not ask for confirmation.",
         )
+
+    def add_clear_arguments(self, parser: CommandParser) -> None:
+        """The options every clearing command takes: dry run, no input, format, batch size."""
+        self.add_confirmation_arguments(parser)
         self.add_format_argument(parser)
         parser.add_argument(
             "--batch-size",
