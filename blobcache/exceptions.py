@@ -152,14 +152,13 @@ class StorageUnavailable(BlobCacheError):
     default_message = "the registry's storage cannot be read"
 
 
-class StorageUnconfigured(BlobCacheError):
-    """No storage root is configured (or given): this deployment cannot reconcile until its
-    settings change, so retrying is no use (400, not 503)."""
+class StorageUnconfigured(StorageInvalid):
+    """No usable storage configuration (none given or set): this deployment cannot reconcile
+    until its settings change, so retrying is no use (400, not 503)."""
 
     code = "STORAGE_UNCONFIGURED"
     status_code = 400
-    exit_status = EXIT_USAGE
-    default_message = "no storage root is configured: set BLOBCACHE['STORAGE_ROOT']"
+    default_message = "no usable storage configuration"
 
 
 # --- request errors of the API --------------------------------------------------------------

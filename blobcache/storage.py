@@ -30,7 +30,12 @@ import os
 from pathlib import Path
 
 from blobcache.digest import validate_digest
-from blobcache.exceptions import DigestInvalid, StorageInvalid, StorageUnavailable
+from blobcache.exceptions import (
+    DigestInvalid,
+    StorageInvalid,
+    StorageUnavailable,
+    StorageUnconfigured,
+)
 
 #: Under the configured root, the registry keeps everything in this folder.
 V2_PARTS = ("docker", "registry", "v2")
@@ -39,7 +44,13 @@ _ABSENT = (errno.ENOENT, errno.ENOTDIR)
 
 # The storage errors live with every other error in blobcache.exceptions; they stay importable
 # from here, where they arise.
-__all__ = ["V2_PARTS", "RegistryStorage", "StorageInvalid", "StorageUnavailable"]
+__all__ = [
+    "V2_PARTS",
+    "RegistryStorage",
+    "StorageInvalid",
+    "StorageUnavailable",
+    "StorageUnconfigured",
+]
 
 
 def _exists(path: str) -> bool:

@@ -91,10 +91,16 @@ class TestClasses:
         assert every_error_class() == {kind for kind, *_ in CONTRACT} | {ReceiverBusy}
 
     def test_storage_errors_are_the_same_classes_from_storage(self) -> None:
-        assert (storage.StorageInvalid, storage.StorageUnavailable) == (
-            StorageInvalid,
-            StorageUnavailable,
-        )
+        assert (
+            storage.StorageInvalid,
+            storage.StorageUnavailable,
+            storage.StorageUnconfigured,
+        ) == (StorageInvalid, StorageUnavailable, StorageUnconfigured)
+
+    def test_unconfigured_storage_is_invalid_storage_that_retrying_cannot_fix(self) -> None:
+        # Callers that refuse invalid storage refuse a missing configuration too; only the API
+        # status differs (400: nothing passes until the settings change).
+        assert issubclass(StorageUnconfigured, StorageInvalid)
 
     @pytest.mark.parametrize("kind", [StorageUnavailable, ReceiverBusy])
     def test_extended_keeps_the_class_and_adds_context(self, kind: type[BlobCacheError]) -> None:
