@@ -37,7 +37,24 @@ from blobcache.exceptions import (
 )
 from blobcache.models import REFUSED
 
-__all__ = ["EXIT_PARTIAL", "EXIT_UNAVAILABLE", "EXIT_USAGE", "BlobcacheCommand"]
+# The exit statuses are defined with the errors; commands take them from here with the rest.
+__all__ = [
+    "EXIT_PARTIAL",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "MAX_BATCH_SIZE",
+    "BlobcacheCommand",
+    "ClearCounts",
+    "batch_size",
+    "confirm",
+    "integer",
+    "non_negative_int",
+    "plural",
+    "positive_int",
+    "read_digest_file",
+    "summary",
+    "validated_digests",
+]
 
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
