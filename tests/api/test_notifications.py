@@ -372,6 +372,21 @@ def blocked_signal() -> Iterator[threading.Event]:
         wait_for_idle_receiver()
 
 
+@pytest.fixture()
+def held_slot(
+    settings: Any, receiver: Client, shared: redis.Redis, blocked_signal: threading.Event
+) -> threading.Event:
+    """The receiver's only slot, held by an envelope that timed out while its job waits between
+    two batches; setting the event lets the job go on."""
+    settings.BLOBCACHE = {
+        **settings.BLOBCACHE,
+        "NOTIFICATIONS_TIMEOUT": 0.3,
+        "NOTIFICATIONS_MAX_JOBS": 1,
+    }
+    assert send(receiver, event("delete")).status_code == 503
+    return blocked_signal
+
+
 def wait_for_idle_receiver() -> None:
     """Until every receiver job of this process has ended (abandoned ones included)."""
     deadline = time.monotonic() + 10
@@ -482,18 +497,8 @@ class TestBounds:
         assert dump(redis_client) == expected
 
     def test_saturated_receiver_is_busy_at_once_while_redis_is_healthy(
-        self,
-        settings: Any,
-        receiver: Client,
-        shared: redis.Redis,
-        blocked_signal: threading.Event,
+        self, receiver: Client, shared: redis.Redis, held_slot: threading.Event
     ) -> None:
-        settings.BLOBCACHE = {
-            **settings.BLOBCACHE,
-            "NOTIFICATIONS_TIMEOUT": 0.3,
-            "NOTIFICATIONS_MAX_JOBS": 1,
-        }
-        assert send(receiver, event("delete")).status_code == 503  # its job holds the slot
         before = dump(shared)
         started = time.monotonic()
         response = send(receiver, event("delete", digest=CONFIG))
@@ -508,7 +513,7 @@ class TestBounds:
         )
         assert dump(shared) == before
         assert shared.ping()
-        blocked_signal.set()
+        held_slot.set()
         wait_for_idle_receiver()
         response = send(receiver, event("delete", digest=CONFIG))
         assert (response.status_code, response.json()) == (200, outcome(events=1, cleared=1))
@@ -678,20 +683,10 @@ class TestAuditAndMetrics:
         assert events_counted("delete", "unavailable") - unavailable == 2
 
     def test_a_busy_receiver_records_nothing(
-        self,
-        settings: Any,
-        receiver: Client,
-        shared: redis.Redis,
-        blocked_signal: threading.Event,
+        self, receiver: Client, shared: redis.Redis, held_slot: threading.Event
     ) -> None:
-        settings.BLOBCACHE = {
-            **settings.BLOBCACHE,
-            "NOTIFICATIONS_TIMEOUT": 0.3,
-            "NOTIFICATIONS_MAX_JOBS": 1,
-        }
-        assert send(receiver, event("delete")).status_code == 503  # its job holds the slot
         assert send(receiver, event("delete", digest=CONFIG)).status_code == 503  # busy
-        blocked_signal.set()
+        held_slot.set()
         # The timed-out envelope is recorded (its first batch did clear); the busy one did
         # nothing and is not.
         (row,) = audit_rows()
