@@ -67,7 +67,7 @@ from blobcache.models import (
 )
 from blobcache.reconcile import REASONS, ClearedEntry, reconcile
 from blobcache.reference import NAME_MAX_LENGTH, validate_repository_name
-from blobcache.storage import StorageInvalid, StorageUnavailable, StorageUnconfigured
+from blobcache.storage import StorageInvalid, StorageUnavailable
 from blobcache.storage.config import configured_description, is_configured
 
 #: Rows on one page of a listing (members, repositories, reconcile entries).
@@ -711,14 +711,10 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             repository = request.POST.get("repository", "").strip() or None
             try:
                 self.run_reconcile(request, repository, dry_run=True)
-            except StorageUnconfigured as error:
-                # As the API answers: retrying never helps until the settings change.
-                return self.reconcile_page(request, error.message, 400)
-            except (StorageInvalid, StorageUnavailable) as error:
-                # As the API answers: the server's storage may come back, so 503.
-                return self.reconcile_page(request, error.message, 503)
-            except NameInvalid as error:
-                return self.reconcile_page(request, error.message, 400)
+            except (StorageInvalid, StorageUnavailable, NameInvalid) as error:
+                # With the status the API answers: 400 for settings naming no usable storage,
+                # 503 for storage that may come back.
+                return self.reconcile_page(request, error.message, error.status_code)
             return HttpResponseRedirect(self.url("reconcile"))
         return self.reconcile_page(request)
 
@@ -756,10 +752,8 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
         if request.method == "POST":
             try:
                 self.run_reconcile(request, repository, dry_run=False)
-            except StorageUnconfigured as error:
-                return self.reconcile_page(request, error.message, 400)
             except (StorageInvalid, StorageUnavailable) as error:
-                return self.reconcile_page(request, error.message, 503)
+                return self.reconcile_page(request, error.message, error.status_code)
             return HttpResponseRedirect(self.url("reconcile"))
         summary = report["summary"]
         return self.render(

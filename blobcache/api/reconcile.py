@@ -14,26 +14,20 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from blobcache.api.exceptions import RegistryError
 from blobcache.api.permissions import DELETE
 from blobcache.api.serializers import unknown_field
 from blobcache.api.views import EXAMPLE_NAME, BlobCacheViewSet, _classes, _errors
 from blobcache.conf import blobcache_settings
-from blobcache.exceptions import NameInvalid
+from blobcache.exceptions import NameInvalid, RequestInvalid, StorageUnconfigured
 from blobcache.reconcile import REASONS, reconcile
 from blobcache.reference import validate_repository_name
-from blobcache.storage import StorageInvalid, StorageUnavailable, StorageUnconfigured
 from blobcache.storage.config import is_configured
-
-#: A body that is not the documented JSON object (malformed JSON, wrong types, unknown fields).
-REQUEST_INVALID = "REQUEST_INVALID"
-STORAGE_UNCONFIGURED = "STORAGE_UNCONFIGURED"
 
 _FIELDS = ("repository", "dry_run")
 
@@ -88,8 +82,8 @@ class ReconcileResultSerializer(serializers.Serializer):
     digests = ClearedEntrySerializer(many=True)
 
 
-def _invalid(message: str, field: str | None = None) -> RegistryError:
-    return RegistryError(REQUEST_INVALID, message, detail={"field": field} if field else None)
+def _invalid(message: str, field: str | None = None) -> RequestInvalid:
+    return RequestInvalid(message, detail={"field": field} if field else None)
 
 
 def options_from(data: Any) -> tuple[str | None, bool]:
@@ -111,7 +105,7 @@ def options_from(data: Any) -> tuple[str | None, bool]:
         try:
             validate_repository_name(repository)
         except NameInvalid as error:
-            raise RegistryError(error.code, error.message, detail={"field": "repository"}) from None
+            raise error.extended(field="repository") from None
     dry_run = data.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise _invalid("dry_run must be true or false", "dry_run")
@@ -157,23 +151,13 @@ class ReconcileViewSet(BlobCacheViewSet):
             raise _invalid(str(error.detail)) from None
         repository, dry_run = options_from(data)
         if not is_configured():
-            raise RegistryError(
-                STORAGE_UNCONFIGURED,
+            raise StorageUnconfigured(
                 "reconciliation needs BLOBCACHE['STORAGE'] (the registry's storage section) or "
-                "BLOBCACHE['STORAGE_ROOT'] (its storage.filesystem.rootdirectory)",
-                status_code=status.HTTP_400_BAD_REQUEST,
+                "BLOBCACHE['STORAGE_ROOT'] (its storage.filesystem.rootdirectory)"
             )
-        try:
-            # reconcile() records its own audit row, attributed to this user.
-            with self.acting():
-                result = reconcile(repository=repository, dry_run=dry_run, cache=self.cache)
-        except StorageUnconfigured as error:
-            raise RegistryError(
-                STORAGE_UNCONFIGURED, error.message, status_code=status.HTTP_400_BAD_REQUEST
-            ) from None
-        except (StorageInvalid, StorageUnavailable) as error:
-            # The configured root is the server's business, and a mount may come back.
-            raise RegistryError(
-                error.code, error.message, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
-            ) from None
+        # reconcile() records its own audit row, attributed to this user. Its storage errors
+        # answer by their class: 400 for settings that name no usable storage, 503 for storage
+        # that may come back (the configured storage is the server's business).
+        with self.acting():
+            result = reconcile(repository=repository, dry_run=dry_run, cache=self.cache)
         return Response(result.as_dict())

@@ -25,7 +25,15 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from blobcache.digest import validate_digest
-from blobcache.exceptions import BlobCacheError, DigestInvalid
+
+# The errors live with every other error (their codes and statuses) in blobcache.exceptions;
+# they stay importable from here, where they arise.
+from blobcache.exceptions import (
+    DigestInvalid,
+    StorageInvalid,
+    StorageUnavailable,
+    StorageUnconfigured,
+)
 
 __all__ = [
     "V2_PARTS",
@@ -42,29 +50,6 @@ __all__ = [
 
 #: Under the configured root, the registry keeps everything in this folder.
 V2_PARTS = ("docker", "registry", "v2")
-
-
-class StorageInvalid(BlobCacheError):
-    """The storage root is not a registry's storage: reconciling against it would take every
-    cached blob for deleted."""
-
-    code = "STORAGE_INVALID"
-    default_message = "the storage root is not a registry's filesystem storage"
-
-
-class StorageUnconfigured(StorageInvalid):
-    """No usable storage configuration: none given, an unsupported driver, a required parameter
-    missing, a registry configuration file that cannot be read."""
-
-    code = "STORAGE_UNCONFIGURED"
-    default_message = "no usable storage configuration"
-
-
-class StorageUnavailable(BlobCacheError):
-    """Storage could not be read (permissions, I/O error): nothing can be decided safely."""
-
-    code = "STORAGE_UNAVAILABLE"
-    default_message = "the registry's storage cannot be read"
 
 
 #: A link holds one digest (at most ``sha512:`` and 128 hex digits); more is not a link.

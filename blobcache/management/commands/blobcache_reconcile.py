@@ -17,26 +17,17 @@ import json
 import tempfile
 from typing import IO, Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from blobcache import bulk
 from blobcache.conf import blobcache_settings
 from blobcache.connection import describe_client
-from blobcache.management.base import (
-    EXIT_PARTIAL,
-    EXIT_USAGE,
-    BlobcacheCommand,
-)
-from blobcache.management.commands.blobcache_clear import plural
+from blobcache.exceptions import StorageInvalid, StorageUnavailable, StorageUnconfigured
+from blobcache.management.base import BlobcacheCommand, summary
 from blobcache.models import RECONCILE, REPOSITORY_SCOPE
 from blobcache.reconcile import REASONS, ClearedEntry, ReconcileResult, reconcile
 from blobcache.reference import validate_repository_name
-from blobcache.storage import (
-    Storage,
-    StorageInvalid,
-    StorageUnavailable,
-    configured_storage,
-)
+from blobcache.storage import Storage, configured_storage
 from blobcache.storage.config import storage_from_registry_config
 from blobcache.storage.filesystem import FilesystemStorage
 
@@ -109,42 +100,33 @@ class Command(BlobcacheCommand):
                         on_cleared=listing.add,
                         cache=cache,
                     )
-            except (StorageUnavailable, StorageInvalid) as error:
-                # Invalid now means gone since it was opened (a bucket deleted mid-run).
-                raise CommandError(
-                    f"{error}; stopped, entries not yet checked were left alone",
-                    returncode=EXIT_PARTIAL,
+            except StorageUnavailable as error:
+                # Which entries were dealt with is in the audit row; the operator needs to know
+                # that the rest were not, and that running again is safe.
+                raise error.extended("; stopped, entries not yet checked were left alone") from None
+            except StorageInvalid as error:
+                # Valid when opened, so gone since (a bucket deleted mid-run): unreadable now.
+                raise StorageUnavailable(
+                    f"{error.message}; stopped, entries not yet checked were left alone"
                 ) from None
             listing.finish(result)
-        if result.interrupted:
-            done = "counted" if result.dry_run else "cleared"
-            raise CommandError(
-                f"interrupted by {self.interrupt_name()}: {done} "
-                f"{plural(result.cleared, 'descriptor entry', 'descriptor entries')} "
-                f"({plural(result.keys_deleted, 'key', 'keys')}) before stopping; "
-                "run the same command again to finish",
-                returncode=self.interrupt_status(),
-            )
+        self.stop_if_interrupted(result)
 
 
 def _storage_from(options: dict[str, Any]) -> Storage:
-    """The storage the options name, else the configured one; checked before any question."""
-    try:
-        if options["storage_root"]:
-            return FilesystemStorage.open(options["storage_root"])
-        if options["registry_config"]:
-            return storage_from_registry_config(options["registry_config"])
-        if not (blobcache_settings.STORAGE or blobcache_settings.STORAGE_ROOT):
-            raise CommandError(
-                "Error: give --storage-root PATH or --registry-config PATH (or set "
-                'BLOBCACHE["STORAGE"] or BLOBCACHE["STORAGE_ROOT"])',
-                returncode=EXIT_USAGE,
-            )
-        return configured_storage()
-    except StorageInvalid as error:
-        raise CommandError(str(error), returncode=EXIT_USAGE) from None
-    except StorageUnavailable as error:
-        raise CommandError(str(error), returncode=EXIT_PARTIAL) from None
+    """The storage the options name, else the configured one; checked before any question.
+    Its errors exit by their class: 2 for storage that is not a registry's or an unusable
+    configuration, 1 for storage that cannot be read."""
+    if options["storage_root"]:
+        return FilesystemStorage.open(options["storage_root"])
+    if options["registry_config"]:
+        return storage_from_registry_config(options["registry_config"])
+    if not (blobcache_settings.STORAGE or blobcache_settings.STORAGE_ROOT):
+        raise StorageUnconfigured(
+            "Error: give --storage-root PATH or --registry-config PATH (or set "
+            'BLOBCACHE["STORAGE"] or BLOBCACHE["STORAGE_ROOT"])'
+        )
+    return configured_storage()
 
 
 class _Listing:
@@ -177,16 +159,8 @@ class _Listing:
                 stdout.write(chunk, ending="")
             stdout.write("]}")
             return
-        stdout.write(summary(result))
+        stdout.write(f"{summary(result)}, by reason:")
         for reason in REASONS:
             stdout.write(f"  {reason}: {result.counts.get(reason, 0)}")
         if result.skipped:
             stdout.write(f"  skipped (cannot be checked against storage): {result.skipped}")
-
-
-def summary(result: ReconcileResult) -> str:
-    entries = plural(result.cleared, "descriptor entry", "descriptor entries")
-    keys = plural(result.keys_deleted, "key", "keys")
-    if result.dry_run:
-        return f"Dry run: would clear {entries} and delete {keys}, by reason:"
-    return f"Cleared {entries}, deleted {keys}, by reason:"
