@@ -16,8 +16,9 @@ from django.test import Client
 from django.urls import reverse
 
 from blobcache.models import AuditEntry
-from tests.admin.test_console import ALPINE, D1, url
-from tests.api.test_unavailable import DEADLINE, PrivateRedis, private_redis  # noqa: F401
+from tests.helpers.console import ALPINE, url
+from tests.helpers.entries import D1
+from tests.helpers.outage import DEADLINE, PrivateRedis
 
 pytestmark = pytest.mark.standalone
 

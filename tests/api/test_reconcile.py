@@ -21,23 +21,17 @@ from blobcache.reconcile import (
     MEMBERSHIP_UNLINKED,
     ORPHAN_REPOSITORY_HASH,
 )
-from tests.api.conftest import envelope
-from tests.api.test_unavailable import PrivateRedis, private_redis
-from tests.redis_state import dump
-from tests.test_reconcile import (
+from tests.helpers.api import envelope
+from tests.helpers.entries import D1, D4, D5
+from tests.helpers.outage import PrivateRedis
+from tests.helpers.storage_tree import (
     APP,
-    D1,
-    D4,
-    D5,
     EXPECTED_DIGESTS,
     EXPECTED_REASONS,
     StorageTree,
     in_order,
-    stale,
-    tree,
 )
-
-__all__ = ["private_redis", "stale", "tree"]  # fixtures shared with other test modules
+from tests.redis_state import dump
 
 URL = "/api/reconcile"
 NO_COUNTS = {

@@ -22,7 +22,7 @@ import redis
 from blobcache import Descriptor
 from blobcache.cache import DescriptorCache
 from blobcache.exceptions import BlobUnknown
-from tests.interop.conftest import (
+from tests.interop.registry import (
     DOCKER_MANIFEST,
     OCI_MANIFEST,
     OCTET_STREAM,
@@ -33,7 +33,8 @@ from tests.interop.conftest import (
     make_image,
 )
 
-pytestmark = pytest.mark.interop
+# The registry 2.8 under test reaches a single Redis only (no Sentinel, no Cluster).
+pytestmark = [pytest.mark.interop, pytest.mark.standalone]
 
 ALPINE = "library/alpine"
 APP = "team/app"
