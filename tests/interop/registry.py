@@ -133,7 +133,7 @@ def registry_config(
         "redis": {
             "addr": f"{redis_host}:{redis_port}",
             "db": 0,
-            # Without timeouts a stalled Redis hangs every registry request (SPEC B.8.5 E).
+            # Without timeouts a stalled Redis hangs every registry request until it resumes.
             "dialtimeout": "1s",
             "readtimeout": "1s",
             "writetimeout": "1s",
@@ -160,7 +160,7 @@ class RegistryResponse:
     headers: http.client.HTTPMessage
     body: bytes
     #: False when the registry closed the connection before sending Content-Length bytes,
-    #: which is how it serves a blob whose cached descriptor outlived its data (SPEC B.8.5 A).
+    #: which is how 2.8 serves a blob whose cached descriptor outlived its data (after GC).
     complete: bool = True
 
     def json(self) -> Any:
@@ -284,7 +284,7 @@ class RegistryClient:
         """Upload ``data`` the way docker does: open a session, then commit it in one PUT.
 
         The single-request ``POST ...?digest=`` upload is not used: 2.8.2 ignores its body and
-        only opens a session (SPEC B.8.3.2 row 20). ``as_digest`` commits under another
+        only opens a session (answering 202). ``as_digest`` commits under another
         algorithm's digest; the registry still answers (and stores) the sha256 one.
         """
         digest = digest_of(data)

@@ -1,4 +1,5 @@
-"""Issue 5 end to end: the real registry 2.8, its garbage collector, its notifications.
+"""Reconciliation and the receiver end to end: the real registry 2.8, its garbage collector,
+its notifications.
 
 Each scenario first shows the flaw on the real binary (the control), then shows blobcache
 closing it: stale entries after ``garbage-collect`` (reconcile), a deleted blob revived through
