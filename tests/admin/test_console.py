@@ -19,9 +19,10 @@ from blobcache.connection import describe_client
 from blobcache.models import AuditEntry, CacheStatistics
 from blobcache.testing import caches_for
 from tests.audit_state import audit_row, audit_rows
-from tests.helpers.console import ALPINE, APP, LAYER, OCTET, put, url, values
+from tests.helpers.api import LAYER
+from tests.helpers.console import put, url, values
 from tests.helpers.entries import D1, D2, D3, D4, D5, D6
-from tests.helpers.storage_tree import StorageTree, populate_stale
+from tests.helpers.storage_tree import ALPINE, APP, OCTET, StorageTree, populate_stale
 from tests.redis_state import dump
 
 

@@ -9,11 +9,8 @@ from django.urls import reverse
 
 from blobcache import Descriptor
 from blobcache.cache import DescriptorCache
-from tests.helpers.api import LAYER
-from tests.helpers.storage_tree import ALPINE, APP, OCTET
+from tests.helpers.storage_tree import OCTET
 from tests.redis_state import dump
-
-__all__ = ["ALPINE", "APP", "LAYER", "OCTET", "put", "url", "values"]
 
 
 def url(page: str, /, **query: str) -> str:
