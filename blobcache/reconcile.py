@@ -1,9 +1,10 @@
 """Reconciliation: clear exactly the cache entries the registry's storage no longer backs.
 
-``registry garbage-collect`` and out-of-band deletions never touch Redis (SPEC B.8.4), so the
-registry keeps answering 200 for blobs that are gone, and registries before 3.1 bring a deleted
-blob back in the repository it was deleted from (B.7.1, B.8.3.3). Portals used to flush every
-key after GC; :func:`reconcile` compares each entry with storage instead:
+``registry garbage-collect`` and out-of-band deletions never touch Redis
+(distribution/distribution#2945, #4269), so the registry keeps answering 200 for blobs that are
+gone, and registries before 3.1 bring a deleted blob back in the repository it was deleted from
+(CVE-2026-35172). Portals used to flush every key after GC; :func:`reconcile` compares each
+entry with storage instead:
 
 * a repository's entry for a digest (its membership and its repository hash, cleared together)
   is backed while the repository links the digest (its ``_layers`` or its

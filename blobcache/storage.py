@@ -30,27 +30,27 @@ import os
 from pathlib import Path
 
 from blobcache.digest import validate_digest
-from blobcache.exceptions import BlobCacheError, DigestInvalid
+from blobcache.exceptions import (
+    DigestInvalid,
+    StorageInvalid,
+    StorageUnavailable,
+    StorageUnconfigured,
+)
 
 #: Under the configured root, the registry keeps everything in this folder.
 V2_PARTS = ("docker", "registry", "v2")
 
 _ABSENT = (errno.ENOENT, errno.ENOTDIR)
 
-
-class StorageInvalid(BlobCacheError):
-    """The storage root is not a registry's filesystem storage: reconciling against it would
-    take every cached blob for deleted."""
-
-    code = "STORAGE_INVALID"
-    default_message = "the storage root is not a registry's filesystem storage"
-
-
-class StorageUnavailable(BlobCacheError):
-    """Storage could not be read (permissions, I/O error): nothing can be decided safely."""
-
-    code = "STORAGE_UNAVAILABLE"
-    default_message = "the registry's storage cannot be read"
+# The storage errors live with every other error in blobcache.exceptions; they stay importable
+# from here, where they arise.
+__all__ = [
+    "V2_PARTS",
+    "RegistryStorage",
+    "StorageInvalid",
+    "StorageUnavailable",
+    "StorageUnconfigured",
+]
 
 
 def _exists(path: str) -> bool:

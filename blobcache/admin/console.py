@@ -712,11 +712,9 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             repository = request.POST.get("repository", "").strip() or None
             try:
                 self.run_reconcile(request, root, repository, dry_run=True)
-            except (StorageInvalid, StorageUnavailable) as error:
-                # As the API answers: the server's storage may come back, so 503.
-                return self.reconcile_page(request, error.message, 503)
-            except NameInvalid as error:
-                return self.reconcile_page(request, error.message, 400)
+            except (StorageInvalid, StorageUnavailable, NameInvalid) as error:
+                # With the status the API answers: 503 for storage that may come back.
+                return self.reconcile_page(request, error.message, error.status_code)
             return HttpResponseRedirect(self.url("reconcile"))
         return self.reconcile_page(request)
 
@@ -756,7 +754,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             try:
                 self.run_reconcile(request, root, repository, dry_run=False)
             except (StorageInvalid, StorageUnavailable) as error:
-                return self.reconcile_page(request, error.message, 503)
+                return self.reconcile_page(request, error.message, error.status_code)
             return HttpResponseRedirect(self.url("reconcile"))
         summary = report["summary"]
         return self.render(

@@ -13,25 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from blobcache.api.exceptions import RegistryError
 from blobcache.api.permissions import DELETE
 from blobcache.api.serializers import unknown_field
 from blobcache.api.views import EXAMPLE_NAME, BlobCacheViewSet, _classes, _errors
 from blobcache.conf import blobcache_settings
-from blobcache.exceptions import NameInvalid
+from blobcache.exceptions import NameInvalid, RequestInvalid, StorageUnconfigured
 from blobcache.reconcile import REASONS, reconcile
 from blobcache.reference import validate_repository_name
-from blobcache.storage import StorageInvalid, StorageUnavailable
-
-#: A body that is not the documented JSON object (malformed JSON, wrong types, unknown fields).
-REQUEST_INVALID = "REQUEST_INVALID"
-STORAGE_UNCONFIGURED = "STORAGE_UNCONFIGURED"
 
 _FIELDS = ("repository", "dry_run")
 
@@ -82,8 +76,8 @@ class ReconcileResultSerializer(serializers.Serializer):
     digests = ClearedEntrySerializer(many=True)
 
 
-def _invalid(message: str, field: str | None = None) -> RegistryError:
-    return RegistryError(REQUEST_INVALID, message, detail={"field": field} if field else None)
+def _invalid(message: str, field: str | None = None) -> RequestInvalid:
+    return RequestInvalid(message, detail={"field": field} if field else None)
 
 
 def options_from(data: Any) -> tuple[str | None, bool]:
@@ -105,7 +99,7 @@ def options_from(data: Any) -> tuple[str | None, bool]:
         try:
             validate_repository_name(repository)
         except NameInvalid as error:
-            raise RegistryError(error.code, error.message, detail={"field": "repository"}) from None
+            raise error.extended(field="repository") from None
     dry_run = data.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise _invalid("dry_run must be true or false", "dry_run")
@@ -152,19 +146,12 @@ class ReconcileViewSet(BlobCacheViewSet):
         repository, dry_run = options_from(data)
         root = blobcache_settings.STORAGE_ROOT
         if not root:
-            raise RegistryError(
-                STORAGE_UNCONFIGURED,
+            raise StorageUnconfigured(
                 "reconciliation needs BLOBCACHE['STORAGE_ROOT']: the registry's "
-                "storage.filesystem.rootdirectory",
-                status_code=status.HTTP_400_BAD_REQUEST,
+                "storage.filesystem.rootdirectory"
             )
-        try:
-            # reconcile() records its own audit row, attributed to this user.
-            with self.acting():
-                result = reconcile(root, repository=repository, dry_run=dry_run, cache=self.cache)
-        except (StorageInvalid, StorageUnavailable) as error:
-            # The configured root is the server's business, and a mount may come back.
-            raise RegistryError(
-                error.code, error.message, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
-            ) from None
+        # reconcile() records its own audit row, attributed to this user. Its storage errors
+        # answer 503 by their class: the configured root is the server's business.
+        with self.acting():
+            result = reconcile(root, repository=repository, dry_run=dry_run, cache=self.cache)
         return Response(result.as_dict())

@@ -14,21 +14,17 @@ import json
 import tempfile
 from typing import IO, Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from blobcache import bulk
 from blobcache.conf import blobcache_settings
 from blobcache.connection import describe_client
-from blobcache.management.base import (
-    EXIT_PARTIAL,
-    EXIT_USAGE,
-    BlobcacheCommand,
-)
-from blobcache.management.commands.blobcache_clear import plural
+from blobcache.exceptions import StorageUnavailable, StorageUnconfigured
+from blobcache.management.base import BlobcacheCommand, summary
 from blobcache.models import RECONCILE, REPOSITORY_SCOPE
 from blobcache.reconcile import REASONS, ClearedEntry, ReconcileResult, reconcile
 from blobcache.reference import validate_repository_name
-from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
+from blobcache.storage import RegistryStorage
 
 
 class Command(BlobcacheCommand):
@@ -58,16 +54,10 @@ class Command(BlobcacheCommand):
             validate_repository_name(repository)
         root = options["storage_root"] or blobcache_settings.STORAGE_ROOT
         if not root:
-            raise CommandError(
-                'Error: give --storage-root PATH (or set BLOBCACHE["STORAGE_ROOT"])',
-                returncode=EXIT_USAGE,
+            raise StorageUnconfigured(
+                'Error: give --storage-root PATH (or set BLOBCACHE["STORAGE_ROOT"])'
             )
-        try:
-            storage = RegistryStorage.open(root)
-        except StorageInvalid as error:
-            raise CommandError(str(error), returncode=EXIT_USAGE) from None
-        except StorageUnavailable as error:
-            raise CommandError(str(error), returncode=EXIT_PARTIAL) from None
+        storage = RegistryStorage.open(root)
         cache = self.cache
         where = f" of repository {repository!r}" if repository else ""
         self.confirm_recorded(
@@ -97,20 +87,11 @@ class Command(BlobcacheCommand):
                         cache=cache,
                     )
             except StorageUnavailable as error:
-                raise CommandError(
-                    f"{error}; stopped, entries not yet checked were left alone",
-                    returncode=EXIT_PARTIAL,
-                ) from None
+                # Which entries were dealt with is in the audit row; the operator needs to know
+                # that the rest were not, and that running again is safe.
+                raise error.extended("; stopped, entries not yet checked were left alone") from None
             listing.finish(result)
-        if result.interrupted:
-            done = "counted" if result.dry_run else "cleared"
-            raise CommandError(
-                f"interrupted by {self.interrupt_name()}: {done} "
-                f"{plural(result.cleared, 'descriptor entry', 'descriptor entries')} "
-                f"({plural(result.keys_deleted, 'key', 'keys')}) before stopping; "
-                "run the same command again to finish",
-                returncode=self.interrupt_status(),
-            )
+        self.stop_if_interrupted(result)
 
 
 class _Listing:
@@ -143,16 +124,8 @@ class _Listing:
                 stdout.write(chunk, ending="")
             stdout.write("]}")
             return
-        stdout.write(summary(result))
+        stdout.write(f"{summary(result)}, by reason:")
         for reason in REASONS:
             stdout.write(f"  {reason}: {result.counts.get(reason, 0)}")
         if result.skipped:
             stdout.write(f"  skipped (cannot be checked against storage): {result.skipped}")
-
-
-def summary(result: ReconcileResult) -> str:
-    entries = plural(result.cleared, "descriptor entry", "descriptor entries")
-    keys = plural(result.keys_deleted, "key", "keys")
-    if result.dry_run:
-        return f"Dry run: would clear {entries} and delete {keys}, by reason:"
-    return f"Cleared {entries}, deleted {keys}, by reason:"
