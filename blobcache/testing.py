@@ -15,6 +15,9 @@ Fixtures: ``redis_server`` (one standalone server per session), ``redis_url``, `
 ``cache`` (the manager on it) and ``stopped_redis``. Every test that uses ``redis_client`` or
 ``cache`` runs on standalone, Sentinel and Cluster (``BLOBCACHE_TEST_TOPOLOGIES=standalone,...``
 narrows the list); the ``standalone`` marker keeps a test on standalone only.
+
+``start_s3_server`` starts moto's S3 server for tests of the s3 storage driver; it needs
+``moto[server]`` and boto3, which only a suite testing that driver installs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +37,7 @@ import port_for
 import pytest
 import redis
 from django.conf import settings as django_settings
-from mirakuru import TCPExecutor
+from mirakuru import HTTPExecutor, TCPExecutor
 from redis.cluster import RedisCluster
 from redis.sentinel import Sentinel
 
@@ -243,6 +248,95 @@ def start_cluster(data_dir: Path, masters: int = 3, replicas_per_master: int = 1
     for client in clients:
         client.close()
     return topology
+
+
+# --- an S3-compatible server for tests: moto's standalone server (moto[server]) -----------------
+#
+# A separate process on a free loopback port speaking S3 over HTTP, so the code under test (and a
+# real registry with its s3 driver) talks to it exactly as to a bucket elsewhere; nothing in
+# boto3 is patched. One server per test session is enough: tests use their own buckets.
+
+#: Credentials moto accepts (any are, until authentication is switched on).
+S3_ACCESS_KEY = "blobcache-test"
+S3_SECRET_KEY = "blobcache-test-secret"
+S3_REGION = "us-east-1"
+
+
+@dataclass
+class S3Server:
+    """A running moto server; ``endpoint`` is its ``http://127.0.0.1:<port>``."""
+
+    process: Any
+    endpoint: str
+    port: int
+
+    def client(self, **config: Any) -> Any:
+        """A boto3 S3 client on this server (path-style, the test credentials)."""
+        import boto3
+        import botocore.config
+
+        return boto3.session.Session(
+            aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY
+        ).client(
+            "s3",
+            region_name=S3_REGION,
+            endpoint_url=self.endpoint,
+            config=botocore.config.Config(s3={"addressing_style": "path"}, **config),
+        )
+
+    def parameters(self, bucket: str, **extra: Any) -> dict[str, Any]:
+        """The registry's ``storage.s3`` parameters for ``bucket`` on this server."""
+        return {
+            "bucket": bucket,
+            "region": S3_REGION,
+            "regionendpoint": self.endpoint,
+            "accesskey": S3_ACCESS_KEY,
+            "secretkey": S3_SECRET_KEY,
+            "secure": False,
+            **extra,
+        }
+
+    def _post(self, path: str, body: bytes = b"") -> None:
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.endpoint}{path}",
+            data=body,
+            method="POST",
+            # Not a form: moto reads the raw body.
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+
+    def require_authentication(self, required: bool) -> None:
+        """Switch moto's IAM checks on (unknown keys then get 403) or off (the default)."""
+        self._post("/moto-api/reset-auth", b"0" if required else b"inf")
+
+    def reset(self) -> None:
+        """Forget every bucket."""
+        self._post("/moto-api/reset")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_s3_server(port: int | None = None) -> S3Server:
+    """Start ``python -m moto.server`` on 127.0.0.1 and wait until it answers."""
+    port = port or int(port_for.select_random())
+    endpoint = f"http://127.0.0.1:{port}"
+    executor = HTTPExecutor(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        f"{endpoint}/moto-api/",
+        status=200,
+        timeout=60,
+        envvars={"MOTO_PORT": str(port)},
+        # Its request log would fill the test output; failures show up in the client's errors.
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    executor.start()
+    return S3Server(process=executor, endpoint=endpoint, port=port)
 
 
 # --- Pointing blobcache at a topology, and reading a topology's state back ----------------------

@@ -19,9 +19,10 @@ from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
 from blobcache.cache import DescriptorCache
-from blobcache.testing import caches_for
+from blobcache.testing import S3Server, caches_for, start_s3_server
 from tests.helpers.entries import crowd, populate
 from tests.helpers.outage import PrivateRedis
+from tests.helpers.s3_tree import S3Tree
 from tests.helpers.storage_tree import StorageTree, populate_stale
 
 # --- Cache contents ------------------------------------------------------------------------------
@@ -95,3 +96,20 @@ def make_user(db: Any) -> Callable[..., User]:
 @pytest.fixture()
 def superuser(db: Any) -> User:
     return User.objects.create_superuser("root", "root@example.com", "root-pw")
+
+
+# --- Object storage ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's standalone S3 server on a free loopback port, one per session."""
+    server = start_s3_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def bucket(s3_server: S3Server) -> S3Tree:
+    """A fresh bucket holding an empty registry root (``/registry``)."""
+    return S3Tree(s3_server)

@@ -1,7 +1,8 @@
 """Reconciliation against a synthetic storage tree and a real Redis: exact counts, exact state.
 
-The tree has the layout read off a running registry 2.8.2 (see blobcache/storage.py); the
-interop tests run the same function against the real registry's storage.
+The tree has the layout read off a running registry 2.8.2 (see blobcache/storage/filesystem.py);
+the interop tests run the same function against the real registry's storage, and
+tests/storage/test_s3.py runs the same scenarios in a bucket.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tests.helpers.storage_tree import (
     ALPINE,
     APP,
     EXPECTED_REASONS,
+    EXPECTED_STORAGE_REQUESTS,
     EXPECTED_WHOLE,
     OCTET,
     StorageTree,
@@ -84,6 +86,7 @@ class TestReasons:
         # Keys: team/app's D1 and D4 hashes, alpine's D2 hash, the D2 and D5 global hashes.
         assert result.keys_deleted == 5
         assert (result.dry_run, result.interrupted, result.skipped) == (False, False, 0)
+        assert result.storage_requests == EXPECTED_STORAGE_REQUESTS
         after = dump(stale)
         gone = {
             f"repository::{APP}::blobs::{D1}",
@@ -199,6 +202,8 @@ class TestReasons:
                     0,
                 ),
                 "skipped": 0,
+                # A link and a data check per repository entry, a data check per global one.
+                "storage_requests": 3 * 2 + 4,
             }
         assert dump(redis_client) == before
 
@@ -442,6 +447,9 @@ class TestReporting:
                 GLOBAL_DATA_MISSING: 0,
             },
             "skipped": 0,
+            # D1: both link paths, walked and re-checked; D3: its link and data; D4: both link
+            # paths, walked and re-checked.
+            "storage_requests": 4 + 2 + 4,
             "digests": [
                 {"reason": MEMBERSHIP_UNLINKED, "repository": APP, "digest": D1},
                 {"reason": ORPHAN_REPOSITORY_HASH, "repository": APP, "digest": D4},

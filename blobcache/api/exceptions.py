@@ -52,6 +52,15 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
 def _server_paths() -> list[tuple[str, str]]:
     """Absolute paths of this server that messages may name, each with the setting naming it."""
     paths: list[tuple[str, str]] = []
+    section = blobcache_settings.STORAGE
+    folder = section.get("filesystem") if isinstance(section, dict) else None
+    if isinstance(folder, dict) and isinstance(folder.get("rootdirectory"), str):
+        paths.append(
+            (
+                os.path.normpath(folder["rootdirectory"]),
+                "BLOBCACHE['STORAGE']['filesystem']['rootdirectory']",
+            )
+        )
     root = blobcache_settings.STORAGE_ROOT
     if root:
         paths.append((os.path.normpath(os.fspath(root)), "BLOBCACHE['STORAGE_ROOT']"))

@@ -1,10 +1,11 @@
 """``POST /api/reconcile``: the reconciliation a portal starts after its garbage-collect job.
 
-The storage root comes from ``BLOBCACHE["STORAGE_ROOT"]``, never from the request: a client
-must not be able to point the server at another folder, and an empty one would make every cached
-blob look deleted. Status codes follow one rule: 503 when retrying later may help (Redis down,
-the configured storage unreadable or not mounted yet, ``STORAGE_INVALID`` or
-``STORAGE_UNAVAILABLE``), 400 when it never will. A server without a storage root answers 400
+The storage comes from ``BLOBCACHE["STORAGE"]`` (or the ``STORAGE_ROOT`` shorthand), never from
+the request: a client must not be able to point the server at another folder or bucket, and an
+empty one would make every cached blob look deleted. Status codes follow one rule: 503 when
+retrying later may help (Redis down, the configured storage unreadable, not mounted yet or
+answering errors, ``STORAGE_INVALID`` or ``STORAGE_UNAVAILABLE``), 400 when it never will. A
+server without usable storage settings (none, or a driver blobcache cannot read) answers 400
 ``STORAGE_UNCONFIGURED``: this deployment does not offer reconciliation until its settings change.
 """
 
@@ -26,6 +27,7 @@ from blobcache.conf import blobcache_settings
 from blobcache.exceptions import NameInvalid, RequestInvalid, StorageUnconfigured
 from blobcache.reconcile import REASONS, reconcile
 from blobcache.reference import validate_repository_name
+from blobcache.storage.config import is_configured
 
 _FIELDS = ("repository", "dry_run")
 
@@ -72,6 +74,10 @@ class ReconcileResultSerializer(serializers.Serializer):
     reasons = ReasonCountsSerializer()
     skipped = serializers.IntegerField(
         min_value=0, help_text="Entries that cannot be checked against storage, left alone."
+    )
+    storage_requests = serializers.IntegerField(
+        min_value=0,
+        help_text="Requests made to storage (system calls, or an object store's HTTP requests).",
     )
     digests = ClearedEntrySerializer(many=True)
 
@@ -122,9 +128,9 @@ class ReconcileViewSet(BlobCacheViewSet):
             "Removes each repository's membership and repository hash for digests the "
             "repository no longer links (or whose data is gone), and global entries whose blob "
             "data is gone; never an entry that storage still backs. Needs the permission "
-            "blobcache.delete_descriptor and BLOBCACHE['STORAGE_ROOT'] (else 400 "
-            "STORAGE_UNCONFIGURED). The call runs to completion; for very large registries "
-            "prefer the blobcache_reconcile command."
+            "blobcache.delete_descriptor and BLOBCACHE['STORAGE'] or BLOBCACHE['STORAGE_ROOT'] "
+            "(else 400 STORAGE_UNCONFIGURED). The call runs to completion; for very large "
+            "registries prefer the blobcache_reconcile command."
         ),
         operation_id="reconcile_create",
         request=ReconcileRequestSerializer,
@@ -144,14 +150,14 @@ class ReconcileViewSet(BlobCacheViewSet):
         except ParseError as error:
             raise _invalid(str(error.detail)) from None
         repository, dry_run = options_from(data)
-        root = blobcache_settings.STORAGE_ROOT
-        if not root:
+        if not is_configured():
             raise StorageUnconfigured(
-                "reconciliation needs BLOBCACHE['STORAGE_ROOT']: the registry's "
-                "storage.filesystem.rootdirectory"
+                "reconciliation needs BLOBCACHE['STORAGE'] (the registry's storage section) or "
+                "BLOBCACHE['STORAGE_ROOT'] (its storage.filesystem.rootdirectory)"
             )
         # reconcile() records its own audit row, attributed to this user. Its storage errors
-        # answer 503 by their class: the configured root is the server's business.
+        # answer by their class: 400 for settings that name no usable storage, 503 for storage
+        # that may come back (the configured storage is the server's business).
         with self.acting():
-            result = reconcile(root, repository=repository, dry_run=dry_run, cache=self.cache)
+            result = reconcile(repository=repository, dry_run=dry_run, cache=self.cache)
         return Response(result.as_dict())

@@ -1,5 +1,6 @@
 """A registry's filesystem storage written the way the registry lays it out, and the stale cache
-the reconcile tests (of the function, the command, the API and the console) clear against it."""
+the reconcile tests (of the function, the command, the API and the console) clear against it, on
+the filesystem or in a bucket (:class:`tests.helpers.s3_tree.S3Tree`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from blobcache.reconcile import (
     ReconcileResult,
 )
 from tests.helpers.entries import D1, D2, D3, D4, D5, D6
+from tests.helpers.s3_tree import S3Tree
 
 OCTET = "application/octet-stream"
 ALPINE = "library/alpine"
@@ -73,7 +75,7 @@ def cache_entry(cache: DescriptorCache, repository: str | None, key_digest: str)
     target.set_descriptor(key_digest, Descriptor(key_digest, 10, OCTET))
 
 
-def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree) -> None:
+def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree | S3Tree) -> None:
     """One entry of each reason next to entries storage backs.
 
     - D1: pushed to library/alpine and team/app; team/app deleted it (its link is gone).
@@ -99,9 +101,15 @@ def by_reason(result: ReconcileResult) -> list[tuple[str, str | None, str]]:
 
 
 def assert_same_outcome(dry: ReconcileResult, real: ReconcileResult) -> None:
-    """A dry run reports the real run's counts and entries (SCAN order may differ)."""
+    """A dry run reports the real run's counts and entries (SCAN order may differ, and with it
+    how many storage checks a run needs: an orphan hash met after its member was cleared is
+    gone from the real run's walk)."""
     assert (dry.dry_run, real.dry_run) == (True, False)
-    assert dry.summary() == {**real.summary(), "dry_run": True}
+    assert dry.summary() == {
+        **real.summary(),
+        "dry_run": True,
+        "storage_requests": dry.storage_requests,
+    }
     assert by_reason(dry) == by_reason(real)
 
 
@@ -117,6 +125,17 @@ EXPECTED_DIGESTS = [
     {"reason": reason, "repository": repository, "digest": key_digest}
     for reason, repository, key_digest in EXPECTED_WHOLE
 ]
+#: populate_stale's storage checks on the filesystem (one system call each): alpine's D1 (link,
+#: data), D2 (link, data, and both again in the re-check), team/app's D1 (both link paths, twice),
+#: D3 (link, data) and orphan D4 (both link paths, twice); the global D1, D3, D6 (data) and D2, D5
+#: (data, twice).
+EXPECTED_STORAGE_REQUESTS = 2 + 4 + 4 + 2 + 4 + 3 + 2 * 2
+#: populate_stale on S3: two listings per repository (_layers and _manifests/revisions of
+#: library/alpine and team/app); a one-key listing per data question (far fewer than
+#: DIRECT_DATA_QUESTIONS, so blobs/ is not listed): alpine's D1 and D2, team/app's D3, the
+#: global D1, D2, D3, D5 and D6; then the re-checks: alpine's D2 (its link, its data), team/app's
+#: D1 and orphan D4 (both link paths), the global D2 and D5 (their data).
+EXPECTED_S3_REQUESTS = 2 * 2 + 3 + 5 + 2 + 2 + 2 + 2
 EXPECTED_REASONS = {
     MEMBERSHIP_UNLINKED: 1,
     MEMBERSHIP_DATA_MISSING: 1,

@@ -10,7 +10,7 @@ notifications receiver clear what the registry's own DELETE and garbage collecto
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,18 @@ def registry_factory(
     """
     started: list[RegistryServer] = []
 
-    def start(*, notifications: Sequence[NotificationEndpoint] = ()) -> RegistryServer:
+    def start(
+        *,
+        notifications: Sequence[NotificationEndpoint] = (),
+        driver: Mapping[str, Any] | None = None,
+    ) -> RegistryServer:
         server = RegistryServer(
             registry_binary,
             tmp_path / f"registry-{len(started)}",
             redis_server.host,
             redis_server.port,
             notifications,
+            driver,
         )
         started.append(server)
         server.start()

@@ -74,10 +74,17 @@ def registry_version(binary: str) -> str:
     return found.group(1) if found else "unknown"
 
 
-def registry_environment() -> dict[str, str]:
+def registry_environment(environment: Mapping[str, str] | None = None) -> dict[str, str]:
     # REGISTRY_* variables override the configuration file; a stray one in the caller's
-    # environment must not send the test registry to another storage folder or Redis.
-    return {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}
+    # environment must not send the test registry to another storage folder or Redis. The
+    # registry's AWS SDK panics at start ("unable to load custom CA bundle") when AWS_CA_BUNDLE
+    # is set and its s3 endpoint is plain HTTP, as the test server's is.
+    source = os.environ if environment is None else environment
+    return {
+        name: value
+        for name, value in source.items()
+        if not name.startswith("REGISTRY_") and name != "AWS_CA_BUNDLE"
+    }
 
 
 @dataclass(frozen=True)
@@ -117,13 +124,17 @@ def registry_config(
     redis_host: str,
     redis_port: int,
     notifications: Sequence[NotificationEndpoint] = (),
+    driver: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A distribution 2.8 configuration with the Redis blob descriptor cache on the test Redis."""
+    """A distribution 2.8 configuration with the Redis blob descriptor cache on the test Redis.
+
+    ``driver`` replaces the filesystem driver, e.g. ``{"s3": {...}}``.
+    """
     config: dict[str, Any] = {
         "version": "0.1",
         "log": {"level": "warn", "formatter": "text", "accesslog": {"disabled": True}},
         "storage": {
-            "filesystem": {"rootdirectory": str(storage_root)},
+            **(driver or {"filesystem": {"rootdirectory": str(storage_root)}}),
             "cache": {"blobdescriptor": "redis"},
             "delete": {"enabled": True},
             # Nothing may change storage behind a test's back, and blobs are served directly.
@@ -376,6 +387,16 @@ class RegistryClient:
         return manifest, {digest: self.get_blob(repository, digest) for digest in digests}
 
 
+def assert_pulls_every_byte(client: RegistryClient, repository: str, image: Image) -> None:
+    """The image's manifest and every blob it names come back whole (200, all the bytes)."""
+    manifest, blobs = client.pull_image(repository, "latest", accept=image.manifest_media_type)
+    assert (manifest.status, manifest.body, manifest.complete) == (200, image.manifest, True)
+    expected = {image.config_digest: image.config, image.layer_digests[0]: image.layers[0]}
+    assert {digest: (got.status, got.body, got.complete) for digest, got in blobs.items()} == {
+        digest: (200, data, True) for digest, data in expected.items()
+    }
+
+
 def _accept(media_type: str) -> dict[str, str]:
     return {"Accept": media_type}
 
@@ -383,11 +404,7 @@ def _accept(media_type: str) -> dict[str, str]:
 class _RegistryExecutor(HTTPExecutor):
     @property
     def envvars(self) -> dict[str, str]:
-        return {
-            name: value
-            for name, value in super().envvars.items()
-            if not name.startswith("REGISTRY_")
-        }
+        return registry_environment(super().envvars)
 
 
 class RegistryServer:
@@ -400,8 +417,10 @@ class RegistryServer:
         redis_host: str,
         redis_port: int,
         notifications: Sequence[NotificationEndpoint] = (),
+        driver: Mapping[str, Any] | None = None,
     ) -> None:
         self.binary = binary
+        self.driver = driver
         self.workdir = workdir
         self.storage_root = workdir / "storage"
         self.config_path = workdir / "registry.yml"
@@ -437,6 +456,7 @@ class RegistryServer:
             redis_host=self.redis_host,
             redis_port=self.redis_port,
             notifications=self.notifications,
+            driver=self.driver,
         )
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         return config

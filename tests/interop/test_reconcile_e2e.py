@@ -29,12 +29,12 @@ from mirakuru import TCPExecutor
 
 from blobcache.api.notifications import EVENTS_MEDIA_TYPE
 from blobcache.reconcile import reconcile
+from tests.helpers.storage_tree import ALPINE, APP
 from tests.interop.registry import (
-    Image,
     NotificationEndpoint,
-    RegistryClient,
     RegistryFactory,
     RegistryServer,
+    assert_pulls_every_byte,
     make_image,
 )
 from tests.redis_state import dump
@@ -42,8 +42,6 @@ from tests.redis_state import dump
 # The registry 2.8 under test reaches a single Redis only (no Sentinel, no Cluster).
 pytestmark = [pytest.mark.interop, pytest.mark.standalone]
 
-ALPINE = "library/alpine"
-APP = "team/app"
 SECRET = "interop-notifications-secret"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -66,15 +64,6 @@ def run_reconcile(storage_root: Path, *args: str) -> dict[str, Any]:
         document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
     )
     return document
-
-
-def assert_pulls_every_byte(client: RegistryClient, repository: str, image: Image) -> None:
-    manifest, blobs = client.pull_image(repository, "latest", accept=image.manifest_media_type)
-    assert (manifest.status, manifest.body, manifest.complete) == (200, image.manifest, True)
-    expected = {image.config_digest: image.config, image.layer_digests[0]: image.layers[0]}
-    assert {digest: (got.status, got.body, got.complete) for digest, got in blobs.items()} == {
-        digest: (200, data, True) for digest, data in expected.items()
-    }
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -129,6 +118,9 @@ def test_reconcile_after_garbage_collect_unblocks_pushes_and_pulls(
             "global_data_missing": 3,
         },
         "skipped": 0,
+        # One system call each: the two members' link and data, walked and re-checked; the
+        # three global entries' data, walked and re-checked.
+        "storage_requests": 2 * 2 * 2 + 3 * 2,
         "digests": sorted(
             [
                 {"reason": "global_data_missing", "repository": None, "digest": config},
@@ -310,6 +302,8 @@ def test_reconcile_on_a_healthy_registry_clears_nothing(
             "global_data_missing": 0,
         },
         "skipped": 0,
+        # A link and the data of each of the five memberships, the data of the six globals.
+        "storage_requests": 5 * 2 + 6,
         "digests": [],
     }
     assert run_reconcile(registry.storage_root, "--dry-run") == {**nothing, "dry_run": True}
