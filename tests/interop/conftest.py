@@ -4,7 +4,8 @@ The registry gets a fresh filesystem storage folder and the test Redis (flushed 
 ``redis_client``) for every test, so each scenario starts from nothing: the interop tests show
 that the registry and blobcache read each other's entries, and that reconciliation and the
 notifications receiver clear what the registry's own DELETE and garbage collector leave behind.
-``registry_factory(notifications=[...])`` points the registry's notifications at a receiver.
+``registry_factory(notifications=[...])`` points the registry's notifications at a receiver;
+``registry_factory(driver={"s3": {...}})`` stores in a bucket instead of the folder.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def registry_factory(
     """Start registries on the flushed test Redis, each with fresh storage; stop them after.
 
     ``registry_factory(notifications=[NotificationEndpoint(url=..., headers=...)])`` sends the
-    registry's events to a receiver.
+    registry's events to a receiver; ``driver`` replaces the filesystem storage section.
     """
     started: list[RegistryServer] = []
 
