@@ -1,7 +1,7 @@
 """Cache manager ops/s beside one raw HMGET round trip on the same client, in the same run.
 
 Run: bin/bench, or `.venv/bin/python benchmarks/bench_cache.py [--seconds S]`.
-Target (issue 2): manager/raw >= 0.7 for the global and the repository-scoped stat.
+Target: manager/raw >= 0.7 for the global and the repository-scoped stat.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ start-up included):
   redis-cli unlink``;
 - ``manage.py blobcache_clear --all`` against the same pipeline over ``blobs::*`` then
   ``repository::*``.
-Targets (issue 4): repository clear >= 100,000 descriptors/s, --all >= 50,000 keys/s, each at
+Targets: repository clear >= 100,000 descriptors/s, --all >= 50,000 keys/s, each at
 least as fast as redis-cli (ratio >= 1), command peak RSS < 100 MB. Best round of each is shown.
 """
 

@@ -24,8 +24,12 @@ from django.test import override_settings  # noqa: E402
 
 from benchmarks.bench_cache import rate  # noqa: E402
 from blobcache import Descriptor, get_descriptor_cache  # noqa: E402
-from blobcache.testing import start_cluster, start_sentinel, start_standalone  # noqa: E402
-from tests.topologies import django_settings_for  # noqa: E402
+from blobcache.testing import (  # noqa: E402
+    django_settings_for,
+    start_cluster,
+    start_sentinel,
+    start_standalone,
+)
 
 DIGEST = "sha256:" + "ab" * 32
 REPOSITORY = "library/alpine"

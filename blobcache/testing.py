@@ -1,14 +1,50 @@
-"""Helpers for tests against real Redis servers: finding a redis-server and starting one.
+"""Throwaway Redis servers for tests, and a pytest plugin that points blobcache at them.
 
-Shipped with the app so that a portal's own test suite can start the same throwaway servers.
-Nothing here ever connects to a server it did not start.
+Shipped with the app (``pip install django-blobcache[testing]``) so that a portal's own test suite
+starts the same servers blobcache's suite does. Nothing here ever connects to a server it did not
+start. Enable the fixtures in a project's root ``conftest.py``::
+
+    pytest_plugins = ["blobcache.testing"]
+
+It is not registered as an automatic plugin (``pytest11`` entry point) on purpose: once enabled it
+repoints the ``CACHES`` alias blobcache uses at a throwaway server for the whole session, which a
+project has to ask for, not get by installing the package.
+
+Fixtures: ``redis_server`` (one standalone server per session), ``redis_url``, ``topology``,
+``redis_client`` (a raw decoding client on an emptied database, blobcache pointed at it),
+``cache`` (the manager on it) and ``stopped_redis``. Every test that uses ``redis_client`` or
+``cache`` runs on standalone, Sentinel and Cluster (``BLOBCACHE_TEST_TOPOLOGIES=standalone,...``
+narrows the list); the ``standalone`` marker keeps a test on standalone only.
+
+``start_s3_server`` starts moto's S3 server for tests of the s3 storage driver; it needs
+``moto[server]`` and boto3, which only a suite testing that driver installs.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import port_for
+import pytest
+import redis
+from django.conf import settings as django_settings
+from mirakuru import HTTPExecutor, TCPExecutor
+from redis.cluster import RedisCluster
+from redis.sentinel import Sentinel
+
+from blobcache.conf import blobcache_settings
+
+if TYPE_CHECKING:
+    from blobcache.cache import DescriptorCache
 
 
 def find_redis_server() -> str:
@@ -40,15 +76,12 @@ def redis_cli_for(server: str) -> str | None:
 # (three masters with one replica each). Each process is a mirakuru executor on a free loopback
 # port; a topology is stopped as a whole.
 
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
 
+def free_port() -> int:
+    """A free loopback port whose cluster bus port (port + 10000) is free too.
 
-def _free_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free too."""
-    import port_for
-
+    Never 6379: the range keeps clear of the machine's own Redis.
+    """
     for _ in range(100):
         port = int(port_for.select_random(ports=set(range(10000, 55000))))
         if port_for.is_available(port + 10000):
@@ -60,9 +93,7 @@ def start_redis_process(
     data_dir: Path, *args: str, port: int | None = None, sentinel: bool = False
 ) -> Any:
     """Start one ``redis-server`` (or sentinel) on 127.0.0.1 and wait until it accepts TCP."""
-    from mirakuru import TCPExecutor
-
-    port = port or _free_port()
+    port = port or free_port()
     node_dir = data_dir / str(port)
     node_dir.mkdir(parents=True, exist_ok=True)
     command = [find_redis_server()]
@@ -126,7 +157,6 @@ def start_sentinel(data_dir: Path, service_name: str | None = None) -> Topology:
     The service name is unique per topology by default: django-redis keeps connection pools per
     URL for the life of the process, and the URL of a Sentinel cache holds only the name.
     """
-    import redis
 
     master = start_redis_process(data_dir)
     service_name = service_name or f"blobcache-{master.port}"
@@ -161,7 +191,6 @@ def start_sentinel(data_dir: Path, service_name: str | None = None) -> Topology:
 
 def start_cluster(data_dir: Path, masters: int = 3, replicas_per_master: int = 1) -> Topology:
     """Cluster-mode servers joined with CLUSTER MEET / ADDSLOTS / REPLICATE (no redis-cli)."""
-    import redis
 
     count = masters * (1 + replicas_per_master)
     nodes = [
@@ -294,12 +323,6 @@ class S3Server:
 
 def start_s3_server(port: int | None = None) -> S3Server:
     """Start ``python -m moto.server`` on 127.0.0.1 and wait until it answers."""
-    import subprocess
-    import sys
-
-    import port_for
-    from mirakuru import HTTPExecutor
-
     port = port or int(port_for.select_random())
     endpoint = f"http://127.0.0.1:{port}"
     executor = HTTPExecutor(
@@ -314,3 +337,189 @@ def start_s3_server(port: int | None = None) -> S3Server:
     )
     executor.start()
     return S3Server(process=executor, endpoint=endpoint, port=port)
+
+
+# --- Pointing blobcache at a topology, and reading a topology's state back ----------------------
+
+TOPOLOGIES = ("standalone", "sentinel", "cluster")
+
+#: The host's ``CACHES`` as the session began, before any test pointed them elsewhere.
+_host_caches: dict[str, Any] | None = None
+
+
+def _cache_alias() -> str:
+    return str(blobcache_settings.CACHE_ALIAS)
+
+
+def caches_for(url: str) -> dict[str, Any]:
+    """The host's ``CACHES`` with blobcache's alias pointed at ``url`` (same timeouts, retries).
+
+    Built from the settings as the session began, not from the current ones, which a topology
+    parameter may have switched to Sentinel.
+    """
+    caches = copy.deepcopy(_host_caches if _host_caches is not None else django_settings.CACHES)
+    caches[_cache_alias()]["LOCATION"] = url
+    return caches
+
+
+def django_settings_for(topology: Topology) -> dict[str, Any]:
+    """``override_settings`` kwargs that point blobcache at ``topology`` as a portal would."""
+    caches: dict[str, dict[str, Any]] = copy.deepcopy(django_settings.CACHES)
+    alias = caches[_cache_alias()]
+    if topology.kind == "standalone":
+        alias["LOCATION"] = f"redis://{topology.host}:{topology.port}/0"
+        return {"CACHES": caches}
+    if topology.kind == "sentinel":
+        alias["LOCATION"] = f"redis://{topology.service_name}/0"
+        alias.setdefault("OPTIONS", {}).update(
+            {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": list(topology.sentinels),
+                "SENTINEL_KWARGS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+            }
+        )
+        return {"CACHES": caches}
+    # Cluster: django-redis cannot talk to it, so blobcache's own cluster client is used.
+    return {
+        "BLOBCACHE": {
+            **(getattr(django_settings, "BLOBCACHE", None) or {}),
+            "CLIENT_FACTORY": "blobcache.connection.cluster_client",
+            "CLUSTER_URL": f"redis://{topology.host}:{topology.port}/0",
+        }
+    }
+
+
+class ClusterStateClient(RedisCluster):
+    """A RedisCluster whose whole-database commands ask every primary, as a test's view of the
+    data needs (redis-py sends KEYS and DBSIZE to one node unless told otherwise)."""
+
+    def keys(self, pattern: Any = "*", **kwargs: Any) -> Any:
+        kwargs.setdefault("target_nodes", RedisCluster.PRIMARIES)
+        return super().keys(pattern, **kwargs)
+
+    def dbsize(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("target_nodes", RedisCluster.PRIMARIES)
+        return super().dbsize(**kwargs)
+
+
+def raw_client_for(topology: Topology) -> Any:
+    """A decoding client on the topology's primary (or the whole cluster) for asserting state."""
+    if topology.kind == "cluster":
+        return ClusterStateClient(host=topology.host, port=topology.port, decode_responses=True)
+    if topology.kind == "sentinel":
+        return Sentinel(topology.sentinels).master_for(
+            topology.service_name, decode_responses=True, protocol=2
+        )
+    return redis.Redis(host=topology.host, port=topology.port, decode_responses=True, protocol=2)
+
+
+def flush(client: Any) -> None:
+    """Empty every primary of the topology (our own throwaway servers only)."""
+    if isinstance(client, RedisCluster):
+        client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        client.flushall()
+
+
+# --- The pytest plugin ---------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "standalone: the test relies on a single Redis server (MONITOR, CONFIG, MULTI, or the "
+        "standalone-only atomicity guarantee), so it does not run on Sentinel and Cluster",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The contract suite: every test using ``redis_client``/``cache`` runs on each topology.
+
+    A test that asks for the standalone server itself (``redis_server``/``redis_url``) or is
+    marked ``standalone`` runs on standalone only. ``BLOBCACHE_TEST_TOPOLOGIES`` (comma
+    separated) narrows the list for a quick local run; CI runs all three.
+    """
+    if "topology" not in metafunc.fixturenames:
+        return
+    direct = set(metafunc.definition._fixtureinfo.argnames)
+    if metafunc.definition.get_closest_marker("standalone") or direct & {
+        "redis_server",
+        "redis_url",
+    }:
+        kinds: tuple[str, ...] = ("standalone",)
+    else:
+        selected = os.environ.get("BLOBCACHE_TEST_TOPOLOGIES")
+        kinds = tuple(selected.split(",")) if selected else TOPOLOGIES
+    metafunc.parametrize("topology", kinds, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One standalone redis-server for the session (an executor with ``host`` and ``port``)."""
+    server = start_redis_process(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: Any) -> str:
+    return f"redis://{redis_server.host}:{redis_server.port}/0"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _django_uses_test_redis(redis_url: str) -> Iterator[None]:
+    """Every test, Redis or not, finds blobcache's alias on the session's throwaway server."""
+    from django.test import override_settings
+
+    global _host_caches
+    assert not redis_url.endswith(":6379/0"), "tests never use the machine's own Redis"
+    _host_caches = copy.deepcopy(django_settings.CACHES)
+    with override_settings(CACHES=caches_for(redis_url)):
+        yield
+
+
+@pytest.fixture(scope="session")
+def topology(
+    request: pytest.FixtureRequest, redis_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Topology]:
+    kind = getattr(request, "param", "standalone")
+    if kind == "standalone":
+        yield Topology(kind="standalone", host=redis_server.host, port=redis_server.port)
+        return
+    start = start_sentinel if kind == "sentinel" else start_cluster
+    running = start(tmp_path_factory.mktemp(kind))
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def redis_client(topology: Topology) -> Iterator[Any]:
+    """A raw client on the topology's primary (or the cluster), emptied before each test, for
+    asserting exact state; blobcache is pointed at the same topology for the test."""
+    from django.test import override_settings
+
+    client = raw_client_for(topology)
+    flush(client)
+    with override_settings(**django_settings_for(topology)):
+        yield client
+    client.close()
+
+
+@pytest.fixture()
+def cache(redis_client: Any) -> DescriptorCache:
+    from blobcache.cache import get_descriptor_cache
+
+    return get_descriptor_cache()
+
+
+@pytest.fixture()
+def stopped_redis(tmp_path: Path) -> Iterator[int]:
+    """blobcache pointed at a private redis-server that was started and then stopped: Redis is
+    down the way an outage looks (connection refused on a known address). Yields its port."""
+    from django.test import override_settings
+
+    server = start_redis_process(tmp_path)
+    server.stop()
+    with override_settings(CACHES=caches_for(f"redis://127.0.0.1:{server.port}/0")):
+        yield server.port

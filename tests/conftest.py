@@ -1,125 +1,115 @@
-"""Every test talks to real Redis servers started here, on free loopback ports."""
+"""Fixtures shared across the suite.
+
+The Redis servers, the topologies and the ``redis_client``/``cache`` fixtures come from the
+``blobcache.testing`` plugin, enabled in pyproject.toml (``-p blobcache.testing``) the way a
+portal's own suite enables it.
+"""
 
 from __future__ import annotations
 
-import copy
 import os
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from django.contrib.auth.models import Permission, User
 from django.test import override_settings
-from pytest_redis import factories
 
-from blobcache.cache import DescriptorCache, get_descriptor_cache
-from blobcache.testing import Topology, find_redis_server, start_cluster, start_sentinel
-from tests.topologies import TOPOLOGIES, django_settings_for, flush, raw_client_for
+from blobcache.cache import DescriptorCache
+from blobcache.testing import S3Server, caches_for, start_s3_server
+from tests.helpers.entries import crowd, populate
+from tests.helpers.outage import PrivateRedis
+from tests.helpers.s3_tree import S3Tree
+from tests.helpers.storage_tree import StorageTree, populate_stale
 
-REDIS_SERVER = find_redis_server()
-
-redis_server = factories.redis_proc(executable=REDIS_SERVER, host="127.0.0.1", port=None)
-
-
-def caches_for(url: str) -> dict[str, Any]:
-    """The demo project's CACHES, pointed at ``url`` (same timeouts and retries).
-
-    Built from the demo settings module, not from the current settings, which a topology
-    parameter may have switched to Sentinel.
-    """
-    from project import settings as demo_settings
-
-    caches = copy.deepcopy(demo_settings.CACHES)
-    caches["default"]["LOCATION"] = url
-    return caches
-
-
-@pytest.fixture(scope="session")
-def redis_url(redis_server: Any) -> str:
-    return f"redis://{redis_server.host}:{redis_server.port}/0"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _django_uses_test_redis(redis_url: str) -> Iterator[None]:
-    assert not redis_url.endswith(":6379/0"), "tests never use the machine's own Redis"
-    with override_settings(CACHES=caches_for(redis_url)):
-        yield
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "standalone: the test relies on a single Redis server (MONITOR, CONFIG, MULTI, or the "
-        "standalone-only atomicity guarantee), so it does not run on Sentinel and Cluster",
-    )
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """The contract suite: every test using ``redis_client``/``cache`` runs on each topology.
-
-    A test that asks for the standalone server itself (``redis_server``/``redis_url``) or is
-    marked ``standalone`` runs on standalone only. ``BLOBCACHE_TEST_TOPOLOGIES`` (comma
-    separated) narrows the list for a quick local run; CI runs all three.
-    """
-    if "topology" not in metafunc.fixturenames:
-        return
-    direct = set(metafunc.definition._fixtureinfo.argnames)
-    marked = metafunc.definition.get_closest_marker
-    # The registry 2.8 under test reaches a single Redis only (no Sentinel, no Cluster).
-    if marked("standalone") or marked("interop") or direct & {"redis_server", "redis_url"}:
-        kinds: tuple[str, ...] = ("standalone",)
-    else:
-        selected = os.environ.get("BLOBCACHE_TEST_TOPOLOGIES")
-        kinds = tuple(selected.split(",")) if selected else TOPOLOGIES
-    metafunc.parametrize("topology", kinds, indirect=True, scope="session")
-
-
-@pytest.fixture(scope="session")
-def topology(request: pytest.FixtureRequest, redis_server: Any,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    kind = getattr(request, "param", "standalone")
-    if kind == "standalone":
-        yield Topology(kind="standalone", host=redis_server.host, port=redis_server.port)
-        return
-    start = start_sentinel if kind == "sentinel" else start_cluster
-    running = start(tmp_path_factory.mktemp(kind))
-    yield running
-    running.stop()
+# --- Cache contents ------------------------------------------------------------------------------
 
 
 @pytest.fixture()
-def redis_client(topology: Topology) -> Iterator[Any]:
-    """A raw client on the topology's primary (or the cluster), emptied before each test, for
-    asserting exact state; blobcache is pointed at the same topology for the test."""
-    client = raw_client_for(topology)
-    flush(client)
-    with override_settings(**django_settings_for(topology)):
-        yield client
-    client.close()
+def populated(cache: DescriptorCache, redis_client: redis.Redis) -> redis.Redis:
+    """Two repositories, global-only entries, and the stale shapes older registries leave."""
+    populate(cache, redis_client)
+    return redis_client
 
 
 @pytest.fixture()
-def cache(redis_client: redis.Redis) -> DescriptorCache:
-    return get_descriptor_cache()
+def crowded(populated: redis.Redis) -> redis.Redis:
+    """``populated`` plus keys that look like the layout but are not, and a third holder of D1."""
+    crowd(populated)
+    return populated
 
 
 @pytest.fixture()
-def stopped_redis(tmp_path: Any) -> Iterator[int]:
-    """blobcache pointed at a private redis-server that was started and then stopped: Redis is
-    down the way an outage looks (connection refused on a known address). Yields its port."""
-    from blobcache.testing import start_redis_process
+def tree(tmp_path: Path) -> StorageTree:
+    return StorageTree(tmp_path / "storage")
 
-    server = start_redis_process(tmp_path)
-    server.stop()
+
+@pytest.fixture()
+def stale(cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree) -> redis.Redis:
+    populate_stale(cache, redis_client, tree)
+    return redis_client
+
+
+# --- Outages -------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """blobcache pointed at a redis-server of this test's own, which it may stop or freeze."""
+    server = PrivateRedis(tmp_path)
     with override_settings(CACHES=caches_for(f"redis://127.0.0.1:{server.port}/0")):
-        yield server.port
+        yield server
+    try:
+        os.kill(server.process.process.pid, signal.SIGCONT)
+    except (AttributeError, ProcessLookupError):
+        pass
+    server.stop()
+
+
+# --- Users ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def fast_password_hashing(settings: Any) -> None:
+    # PBKDF2's deliberate slowness would dominate a suite that creates users in every test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture()
+def make_user(db: Any) -> Callable[..., User]:
+    """A user holding exactly the given ``blobcache`` permission codenames."""
+    counter = iter(range(1, 1000))
+
+    def make(*codenames: str, password: str = "secret-pw") -> User:
+        user = User.objects.create_user(f"user{next(counter)}", password=password)
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="blobcache", codename__in=codenames)
+        )
+        return User.objects.get(pk=user.pk)  # a fresh instance: no stale permission cache
+
+    return make
+
+
+@pytest.fixture()
+def superuser(db: Any) -> User:
+    return User.objects.create_superuser("root", "root@example.com", "root-pw")
+
+
+# --- Object storage ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[Any]:
+def s3_server() -> Iterator[S3Server]:
     """moto's standalone S3 server on a free loopback port, one per session."""
-    from blobcache.testing import start_s3_server
-
     server = start_s3_server()
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def bucket(s3_server: S3Server) -> S3Tree:
+    """A fresh bucket holding an empty registry root (``/registry``)."""
+    return S3Tree(s3_server)

@@ -40,6 +40,20 @@ def dump(client: redis.Redis) -> dict[str, KeyState]:
     return state
 
 
+def keyspace(client: redis.Redis) -> dict[str, object]:
+    """Every key with its content, to assert the whole state of the test Redis."""
+    state: dict[str, object] = {}
+    for key in client.keys("*"):
+        kind = client.type(key)
+        if kind == "hash":
+            state[key] = client.hgetall(key)
+        elif kind == "set":
+            state[key] = client.smembers(key)
+        else:
+            state[key] = (kind, client.get(key) if kind == "string" else None)
+    return state
+
+
 # --- Counting commands with MONITOR ------------------------------------------------------------
 
 

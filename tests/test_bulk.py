@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from blobcache import Descriptor, bulk, signals
+from blobcache import bulk, signals
 from blobcache.bulk import ClearResult
 from blobcache.cache import DescriptorCache
 from blobcache.exceptions import (
@@ -17,41 +17,19 @@ from blobcache.exceptions import (
     DigestInvalidLength,
     NameInvalid,
 )
+from tests.helpers.entries import (
+    D1,
+    D2,
+    D3,
+    D4,
+    D5,
+    LAYER,
+    NOT_LAYOUT,
+    UPPER,
+    digest,
+    put,
+)
 from tests.redis_state import dump
-
-LAYER = "application/vnd.oci.image.layer.v1.tar"
-CONFIG = "application/vnd.oci.image.config.v1+json"
-
-
-def digest(number: int, algorithm: str = "sha256") -> str:
-    """A valid digest made from a number, easy to read in a failing assertion."""
-    length = {"sha256": 64, "sha384": 96, "sha512": 128}[algorithm]
-    return f"{algorithm}:{number:0{length}x}"
-
-
-D1, D2, D3, D4, D5 = (digest(n) for n in range(1, 6))
-UPPER = "sha256:" + "AB" * 32  # written by registries 2.3 to 2.8.2, invalid for go-digest 1.0
-
-
-def put(cache: DescriptorCache, repository: str | None, key_digest: str, size: int = 10) -> None:
-    target = cache if repository is None else cache.repository_scoped(repository)
-    target.set_descriptor(key_digest, Descriptor(key_digest, size, LAYER))
-
-
-@pytest.fixture()
-def populated(cache: DescriptorCache, redis_client: redis.Redis) -> redis.Redis:
-    """Two repositories, global-only entries, and the stale shapes older registries leave."""
-    for member in (D1, D2, D3):
-        put(cache, "foo/bar", member)
-    put(cache, "foo/bar2", D1)
-    put(cache, None, D5)
-    # A member without its hash (registry < 3.1 repository clear), a hash without membership.
-    redis_client.sadd("repository::foo/bar::blobs", D4)
-    redis_client.hset(f"repository::foo/bar::blobs::{D5}", "mediatype", CONFIG)
-    # Not the layout: an invalid digest suffix, and keys of other apps.
-    redis_client.hset("repository::foo/bar::blobs::garbage", "mediatype", CONFIG)
-    redis_client.set("blobs:other", "x")
-    return redis_client
 
 
 class TestClearRepositoryScope:
@@ -225,28 +203,6 @@ def unreachable_cache() -> DescriptorCache:
         port = probe.getsockname()[1]
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, protocol=2)
     return DescriptorCache(client)
-
-
-NOT_LAYOUT = {
-    "blobs::garbage": "x",
-    "blobs:other": "x",
-    ":1:django-cache-key": "x",
-    "repository::Foo Bar::blobs::" + D1: "x",
-    "repository::foo/bar::blobsx": "x",
-    "repository::foo/bar::blobs::" + D1 + "::extra": "x",
-    "blobs::" + UPPER: "x",
-    "django.contrib.sessions.cache" + "a" * 32: "x",
-}
-
-
-@pytest.fixture()
-def crowded(populated: redis.Redis) -> redis.Redis:
-    """``populated`` plus keys that look like the layout but are not, and a third holder of D1."""
-    for key, value in NOT_LAYOUT.items():
-        populated.set(key, value)
-    populated.sadd("repository::foo/baz::blobs", D1)
-    populated.hset(f"repository::foo/baz::blobs::{D1}", "mediatype", LAYER)
-    return populated
 
 
 def survivors(client: redis.Redis) -> set[str]:

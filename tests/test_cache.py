@@ -24,10 +24,11 @@ OCTET = "application/octet-stream"
 
 
 class TestConformance:
-    """SPEC B.3.1 to B.3.3 in one test each, run in order on shared state as the registry does."""
+    """The registry's cachecheck.CheckBlobDescriptorCache: its three checks, run in order on
+    shared state as the registry's own suite does."""
 
     def test_suite(self, cache: DescriptorCache) -> None:
-        # B.3.1 empty repository
+        # checkBlobDescriptorCacheEmptyRepository
         with pytest.raises(BlobUnknown):
             cache.stat(L1)
         with pytest.raises(NameInvalid):
@@ -44,7 +45,7 @@ class TestConformance:
         with pytest.raises(BlobUnknown):
             scoped.stat(L1)
 
-        # B.3.2 set and read, alias and media-type override
+        # checkBlobDescriptorCacheSetAndRead: alias and media-type override
         scoped = cache.repository_scoped("foo/bar")
         expected = Descriptor(C1, 10, OCTET)
         scoped.set_descriptor(L1, expected)
@@ -57,7 +58,7 @@ class TestConformance:
         assert scoped.stat(L1) == json_expected
         assert cache.stat(L1) == expected
 
-        # B.3.3 clear
+        # checkBlobDescriptorCacheClear
         scoped = cache.repository_scoped("foo/bar")
         expected = Descriptor(C3, 10, OCTET)
         scoped.set_descriptor(L3, expected)
@@ -70,7 +71,8 @@ class TestConformance:
 def test_repository_clear_revokes_membership(
     cache: DescriptorCache, redis_client: redis.Redis
 ) -> None:
-    """The 3.1 regression test (SPEC B.3.4): a peer's re-warm never revives a cleared member."""
+    """distribution v3.1's TestRepositoryScopedClearRevokesRepositoryMembership
+    (CVE-2026-35172): a peer's re-warm never revives a cleared member."""
     digest = "sha256:4eea145ea7cabad477c7f208590716d9669dcdf499fda979e3e7765a04d918a6"
     descriptor = Descriptor(digest, 1337, "application/vnd.oci.image.layer.v1.tar")
     repo_a = cache.repository_scoped("foo/repo-a")

@@ -1,5 +1,6 @@
-"""All or nothing (SPEC A.5): a write that fails part-way leaves the database exactly as it was,
-and a reader running beside the writers never sees half an entry.
+"""All or nothing, which the registry's own multi-command writes are not: a write that fails
+part-way leaves the database exactly as it was, and a reader running beside the writers never
+sees half an entry.
 """
 
 from __future__ import annotations

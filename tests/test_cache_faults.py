@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import port_for
 import pytest
 import redis
 from django.test import override_settings
@@ -26,8 +25,7 @@ from django.test import override_settings
 from blobcache import Descriptor, get_descriptor_cache
 from blobcache.cache import DescriptorCache
 from blobcache.exceptions import BlobUnknown, CacheUnavailable
-from blobcache.testing import find_redis_server
-from tests.conftest import caches_for
+from blobcache.testing import caches_for, find_redis_server, free_port
 from tests.redis_state import dump
 
 D1 = "sha256:" + "1" * 64
@@ -36,12 +34,6 @@ REPO = "foo/bar"
 DESCRIPTOR = Descriptor(D1, 10, "application/octet-stream")
 DEADLINE = 2.0
 PASSWORD = "s3cr3t-Passw0rd-never-shown"
-
-
-def free_port() -> int:
-    port = port_for.select_random()
-    assert port != 6379, "the machine's own Redis port is never used"
-    return port
 
 
 class PrivateRedis:

@@ -1,4 +1,5 @@
-"""One round trip per operation (SPEC A.5), counted with MONITOR on the test server.
+"""One round trip per operation (the registry needs 3 to 8), counted with MONITOR on the test
+server.
 
 MONITOR prints every command a client sends, and the commands a script runs as ``[0 lua]``
 lines; those run inside the server and are not round trips. Each measurement is bracketed by two

@@ -1,7 +1,8 @@
 """Exact Redis state after every write and clear, and reads of what older registries left behind.
 
-SPEC A.1, A.3, A.4, A.6; B.1.3, B.2.2, B.2.3, B.7, B.8.2, B.8.3.3. Every assertion compares the
-whole database (key, type, value, TTL) so that a stray key or field cannot go unnoticed.
+The layout is the registry's, as every release from v2.1.0 to 3.1+ writes it and as a running
+2.8.2 showed it; the repository clear follows 3.1+. Every assertion compares the whole database
+(key, type, value, TTL) so that a stray key or field cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def assert_corrupt(call: object, *args: object) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Global writes and clears (SPEC B.2.2)
+# Global writes and clears (the registry's SetDescriptor and Clear on blobs::<digest>)
 
 
 class TestGlobalWrites:
@@ -168,7 +169,7 @@ class TestGlobalWrites:
 
 
 # ----------------------------------------------------------------------------------------------
-# Repository-scoped writes and clears (SPEC B.2.3, 3.1+ clear)
+# Repository-scoped writes and clears (the registry's repository-scoped calls, 3.1+ clear)
 
 
 class TestRepositoryWrites:
@@ -285,7 +286,8 @@ class TestRepositoryWrites:
     def test_clear_of_an_alias_leaves_the_canonical_entries(
         self, cache: DescriptorCache, redis_client: redis.Redis
     ) -> None:
-        # B.7.5 quirk 3: only the requested digest is cleared.
+        # As in the registry, a repository clear leaves the alias's canonical entry: only the
+        # requested digest is cleared.
         scoped = cache.repository_scoped("foo/bar")
         scoped.set_descriptor(L1, Descriptor(C1, 10, OCTET))
         scoped.clear(L1)
@@ -298,7 +300,8 @@ class TestRepositoryWrites:
     def test_clear_of_a_member_whose_global_hash_is_gone_succeeds(
         self, cache: DescriptorCache, redis_client: redis.Redis
     ) -> None:
-        # The stale shape of B.8.3.3: 3.1+ clears it instead of answering unknown blob.
+        # What a 2.x blob DELETE leaves behind (membership without the global hash): 3.1+ clears
+        # it instead of answering unknown blob.
         redis_client.sadd("repository::team/app::blobs", D1)
         redis_client.hset(f"repository::team/app::blobs::{D1}", "mediatype", OCTET)
         cache.repository_scoped("team/app").clear(D1)
@@ -373,7 +376,7 @@ def test_invalid_write_is_refused_and_writes_nothing(
 
 
 # ----------------------------------------------------------------------------------------------
-# Reading what older registries left behind (SPEC A.6, B.1.3, B.7, B.8.3.3)
+# Reading what older registries left behind (legacy fields, stale shapes, upper-case digests)
 
 
 class TestLegacyData:
@@ -421,7 +424,7 @@ class TestLegacyData:
     def test_global_hash_without_membership(
         self, cache: DescriptorCache, redis_client: redis.Redis
     ) -> None:
-        # A manifest read only through the global statter (B.8.2).
+        # A manifest read only through the global statter (2.8 writes no repository keys for it).
         redis_client.hset(f"blobs::{D1}", mapping={"digest": D1, "size": "476", "mediatype": OCTET})
         assert cache.stat(D1) == Descriptor(D1, 476, OCTET)
         assert_unknown(cache.repository_scoped("library/alpine").stat, D1)

@@ -17,7 +17,7 @@ from django.test import override_settings
 from blobcache import Descriptor, get_descriptor_cache
 from blobcache.checks import check_connection_source, check_settings
 from blobcache.exceptions import BlobUnknown, DescriptorCorrupt
-from tests.conftest import caches_for
+from blobcache.testing import caches_for
 
 D1 = "sha256:" + "1" * 64
 FACTORY_DB = 5

@@ -11,9 +11,7 @@ from django.test import override_settings
 from redis.cluster import RedisCluster
 
 from blobcache.checks import W001, W002
-from blobcache.testing import Topology
-from tests.conftest import caches_for
-from tests.test_cache_faults import free_port
+from blobcache.testing import Topology, caches_for, free_port
 
 
 def blobcache_messages(*, deploy: bool) -> list[Any]:

@@ -1,4 +1,5 @@
-"""The Descriptor value type and its admission check (SPEC A.2, B.1.1; issue 2 item 4)."""
+"""The Descriptor value type and its admission check (the registry's ValidateDescriptor, and a
+media type of the form type/subtype as RFC 6838 allows)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Digest validation against go-digest v1.0.0 (SPEC A.2, B.4.2): every example, then properties."""
+"""Digest validation against opencontainers/go-digest v1.0.0: every example, then properties."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from blobcache.exceptions import (
 
 HEX64 = "0123456789abcdef" * 4
 
-# SPEC B.4.2 "Valid digests", in table order.
+# Digests go-digest v1.0.0 accepts.
 VALID = [
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     "sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb",
@@ -39,7 +39,7 @@ VALID = [
     "sha256:4eea145ea7cabad477c7f208590716d9669dcdf499fda979e3e7765a04d918a6",
 ]
 
-# SPEC B.4.2 "Invalid digests" with the v1.0.0 result, in table order.
+# Digests go-digest v1.0.0 rejects, with its error.
 INVALID = [
     ("", DigestInvalidFormat),
     ("sha256", DigestInvalidFormat),
@@ -64,7 +64,7 @@ INVALID = [
 ]
 
 HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
-# go-digest v1.0.0's DigestRegexp, written out here from the SPEC so the model below does not
+# go-digest v1.0.0's DigestRegexp, written out here from its source so the model below does not
 # share a single line with the module under test.
 _GO_DIGEST_GRAMMAR = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 

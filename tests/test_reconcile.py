@@ -1,7 +1,8 @@
 """Reconciliation against a synthetic storage tree and a real Redis: exact counts, exact state.
 
-The tree has the layout read off a running registry 2.8.2 (see blobcache/storage.py); the
-interop tests run the same function against the real registry's storage.
+The tree has the layout read off a running registry 2.8.2 (see blobcache/storage/filesystem.py);
+the interop tests run the same function against the real registry's storage, and
+tests/storage/test_s3.py runs the same scenarios in a bucket.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import port_for
 import pytest
 import redis
 from django.test import override_settings
@@ -27,83 +27,33 @@ from blobcache.reconcile import (
     MEMBERSHIP_UNLINKED,
     ORPHAN_REPOSITORY_HASH,
     ClearedEntry,
-    ReconcileResult,
     reconcile,
 )
 from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
-from blobcache.testing import Topology, start_cluster
+from blobcache.testing import (
+    Topology,
+    django_settings_for,
+    flush,
+    free_port,
+    raw_client_for,
+    start_cluster,
+)
 from tests.audit_state import audit_row, audit_rows
+from tests.helpers.entries import D1, D2, D3, D4, D5, UPPER, digest
+from tests.helpers.storage_tree import (
+    ALPINE,
+    APP,
+    EXPECTED_REASONS,
+    EXPECTED_STORAGE_REQUESTS,
+    EXPECTED_WHOLE,
+    OCTET,
+    StorageTree,
+    assert_same_outcome,
+    by_reason,
+    cache_entry,
+    populate_stale,
+)
 from tests.redis_state import dump
-from tests.s3_tree import S3Tree
-from tests.topologies import django_settings_for, flush, raw_client_for
-
-OCTET = "application/octet-stream"
-ALPINE = "library/alpine"
-APP = "team/app"
-
-
-def free_port() -> int:
-    return int(port_for.select_random())
-
-
-def digest(number: int, algorithm: str = "sha256") -> str:
-    length = {"sha256": 64, "sha384": 96, "sha512": 128}[algorithm]
-    return f"{algorithm}:{number:0{length}x}"
-
-
-D1, D2, D3, D4, D5, D6 = (digest(n) for n in range(1, 7))
-UPPER = "sha256:" + "AB" * 32
-
-
-class StorageTree:
-    """Writes the registry's files the way the registry lays them out."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.v2 = root / "docker" / "registry" / "v2"
-        self.v2.mkdir(parents=True)
-
-    def blob(self, digest: str, data: bytes = b"x") -> None:
-        algorithm, _, encoded = digest.partition(":")
-        path = self.v2 / "blobs" / algorithm / encoded[:2] / encoded / "data"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-    def layer(self, repository: str, digest: str) -> Path:
-        algorithm, _, encoded = digest.partition(":")
-        return self._link(
-            self.v2 / "repositories" / repository / "_layers" / algorithm / encoded, digest
-        )
-
-    def revision(self, repository: str, digest: str) -> Path:
-        algorithm, _, encoded = digest.partition(":")
-        folder = self.v2 / "repositories" / repository / "_manifests" / "revisions"
-        return self._link(folder / algorithm / encoded, digest)
-
-    def alias(self, repository: str, alias: str, canonical: str) -> Path:
-        """The layer link the registry writes for a blob pushed under another algorithm: at the
-        alias's path, naming the canonical digest (the only one with data)."""
-        algorithm, _, encoded = alias.partition(":")
-        return self._link(
-            self.v2 / "repositories" / repository / "_layers" / algorithm / encoded, canonical
-        )
-
-    @staticmethod
-    def _link(folder: Path, digest: str) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        link = folder / "link"
-        link.write_text(digest)
-        return link
-
-    def pushed(self, repository: str, digest: str) -> None:
-        """A blob pushed to ``repository``: its data and the repository's layer link."""
-        self.blob(digest)
-        self.layer(repository, digest)
-
-
-@pytest.fixture()
-def tree(tmp_path: Path) -> StorageTree:
-    return StorageTree(tmp_path / "storage")
 
 
 @pytest.fixture()
@@ -119,90 +69,8 @@ def dead_cache() -> DescriptorCache:
     return DescriptorCache(client)
 
 
-def cache_entry(cache: DescriptorCache, repository: str | None, key_digest: str) -> None:
-    target = cache if repository is None else cache.repository_scoped(repository)
-    target.set_descriptor(key_digest, Descriptor(key_digest, 10, OCTET))
-
-
 def repository_keys(repository: str, key_digest: str) -> set[str]:
     return {f"repository::{repository}::blobs::{key_digest}"}
-
-
-@pytest.fixture()
-def stale(cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree) -> redis.Redis:
-    populate_stale(cache, redis_client, tree)
-    return redis_client
-
-
-def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree | S3Tree) -> None:
-    """One entry of each reason next to entries storage backs.
-
-    - D1: pushed to library/alpine and team/app; team/app deleted it (its link is gone).
-    - D2: pushed to library/alpine, then swept by GC: the link stays, the data is gone.
-    - D3: a healthy layer of team/app.
-    - D4: a repository hash without membership in team/app, not linked there.
-    - D5: a global entry only (a manifest read by tag), then swept.
-    - D6: a global entry only, still stored.
-    """
-    for repository, key_digest in ((ALPINE, D1), (APP, D1), (ALPINE, D2), (APP, D3)):
-        cache_entry(cache, repository, key_digest)
-    tree.pushed(ALPINE, D1)
-    tree.layer(ALPINE, D2)
-    tree.pushed(APP, D3)
-    client.hset(f"repository::{APP}::blobs::{D4}", "mediatype", OCTET)
-    cache_entry(cache, None, D5)
-    cache_entry(cache, None, D6)
-    tree.blob(D6)
-
-
-def by_reason(result: ReconcileResult) -> list[tuple[str, str | None, str]]:
-    return sorted((e.reason, e.repository, e.digest) for e in result.entries)
-
-
-def assert_same_outcome(dry: ReconcileResult, real: ReconcileResult) -> None:
-    """A dry run reports the real run's counts and entries (SCAN order may differ, and with it
-    how many storage checks a run needs: an orphan hash met after its member was cleared is
-    gone from the real run's walk)."""
-    assert (dry.dry_run, real.dry_run) == (True, False)
-    assert dry.summary() == {
-        **real.summary(),
-        "dry_run": True,
-        "storage_requests": dry.storage_requests,
-    }
-    assert by_reason(dry) == by_reason(real)
-
-
-EXPECTED_WHOLE = [
-    (GLOBAL_DATA_MISSING, None, D2),
-    (GLOBAL_DATA_MISSING, None, D5),
-    (MEMBERSHIP_DATA_MISSING, ALPINE, D2),
-    (MEMBERSHIP_UNLINKED, APP, D1),
-    (ORPHAN_REPOSITORY_HASH, APP, D4),
-]
-#: The same as the JSON the command and the API print, and its counts per reason.
-EXPECTED_DIGESTS = [
-    {"reason": reason, "repository": repository, "digest": key_digest}
-    for reason, repository, key_digest in EXPECTED_WHOLE
-]
-#: populate_stale's storage checks on the filesystem (one system call each): alpine's D1 (link,
-#: data), D2 (link, data, and both again in the re-check), team/app's D1 (both link paths, twice),
-#: D3 (link, data) and orphan D4 (both link paths, twice); the global D1, D3, D6 (data) and D2, D5
-#: (data, twice).
-EXPECTED_STORAGE_REQUESTS = 2 + 4 + 4 + 2 + 4 + 3 + 2 * 2
-EXPECTED_REASONS = {
-    MEMBERSHIP_UNLINKED: 1,
-    MEMBERSHIP_DATA_MISSING: 1,
-    ORPHAN_REPOSITORY_HASH: 1,
-    GLOBAL_DATA_MISSING: 2,
-}
-
-
-def in_order(document: dict[str, Any]) -> dict[str, Any]:
-    """A JSON result with its digests sorted like EXPECTED_WHOLE (SCAN order varies)."""
-    document["digests"] = sorted(
-        document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
-    )
-    return document
 
 
 class TestReasons:

@@ -1,4 +1,5 @@
-"""Repository names: reference v0.6.0's router grammar (SPEC A.2, B.4.1), examples, properties."""
+"""Repository names: distribution/reference v0.6.0's router grammar (``WithName``), examples,
+properties."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from blobcache.reference import split_domain, validate_repository_name
 
 HEX64 = "0123456789abcdef" * 4
 
-# SPEC B.4.1 "Valid repository names", in table order.
+# Names distribution/reference v0.6.0 accepts. The last three are valid since v0.6.0 only, which
+# counts the 255-character limit after the domain.
 VALID = [
     "foo/bar",
     "library/ubuntu",
@@ -39,8 +41,10 @@ VALID = [
     "example.com/" + "a" * 255,
 ]
 
-# SPEC B.4.1 "Invalid repository names", in table order. #18 and #19 are accepted by the
-# registry's RepositoryScoped but never produced by its router; issue 2 rejects them.
+# Names blobcache rejects, as reference v0.6.0 does. 64 hex characters pass the router's WithName
+# but not ParseNormalizedNamed; the tagged and digested references at the end are accepted by the
+# registry's RepositoryScoped (ParseNormalizedNamed) but never produced by its router, so
+# blobcache rejects them.
 INVALID = [
     "",
     "foo/Bar",
@@ -401,8 +405,8 @@ def test_arbitrary_text_is_accepted_or_name_invalid(text: str) -> None:
     assert len(split_domain(text)[1]) <= 255
 
 
-# The v0.6.0 grammar spelled out plainly from SPEC B.4.1, as a backtracking regex: the module's
-# possessive rewrite must accept exactly the same strings.
+# The v0.6.0 grammar spelled out plainly from reference's regexp.go, as a backtracking regex: the
+# module's possessive rewrite must accept exactly the same strings.
 _PLAIN_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PLAIN_HOST_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _PLAIN_DOMAIN = rf"(?:{_PLAIN_HOST_PART}(?:\.{_PLAIN_HOST_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"

@@ -14,9 +14,6 @@ from blobcache import actor, bulk, statistics
 from blobcache.cache import DescriptorCache
 from blobcache.exceptions import CacheUnavailable
 from blobcache.models import CacheStatistics
-from tests.test_bulk import populated
-
-__all__ = ["populated"]  # the bulk tests' fixture
 
 pytestmark = pytest.mark.django_db
 

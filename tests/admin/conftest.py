@@ -9,11 +9,14 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from tests.api.conftest import _fast_password_hashing, make_user  # noqa: F401 - shared fixtures
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(fast_password_hashing: None) -> None:
+    """Nearly every console test creates users."""
 
 
 @pytest.fixture()
-def make_staff(make_user: Callable[..., User]) -> Callable[..., User]:  # noqa: F811
+def make_staff(make_user: Callable[..., User]) -> Callable[..., User]:
     def make(*codenames: str) -> User:
         user = make_user(*codenames)
         user.is_staff = True

@@ -13,42 +13,17 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from blobcache import Descriptor
 from blobcache.admin import console
 from blobcache.cache import DescriptorCache
 from blobcache.connection import describe_client
 from blobcache.models import AuditEntry, CacheStatistics
+from blobcache.testing import caches_for
 from tests.audit_state import audit_row, audit_rows
-from tests.conftest import caches_for
+from tests.helpers.api import LAYER
+from tests.helpers.console import put, url, values
+from tests.helpers.entries import D1, D2, D3, D4, D5, D6
+from tests.helpers.storage_tree import ALPINE, APP, OCTET, StorageTree, populate_stale
 from tests.redis_state import dump
-from tests.test_reconcile import D1, D2, D3, D4, D5, D6, StorageTree, populate_stale
-
-OCTET = "application/octet-stream"
-LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-ALPINE = "library/alpine"
-APP = "team/app"
-
-
-def url(page: str, /, **query: str) -> str:
-    location = "admin:blobcache_cacheddescriptor_" + page
-    text = reverse(location)
-    if query:
-        from urllib.parse import urlencode
-
-        text += "?" + urlencode(query)
-    return text
-
-
-def put(cache: DescriptorCache, repository: str | None, digest: str, media: str = OCTET) -> None:
-    target = cache if repository is None else cache.repository_scoped(repository)
-    target.set_descriptor(digest, Descriptor(digest, 42, media))
-
-
-def values(client: Any) -> dict[str, Any]:
-    """Every key and its value; the registry's keys never have a TTL."""
-    state = dump(client)
-    assert {ttl for _, _, ttl in state.values()} <= {-1}
-    return {key: value for key, (_, value, _) in state.items()}
 
 
 def text_of(response: Any) -> str:

@@ -15,8 +15,10 @@ from django.contrib.auth.models import User
 
 from blobcache.cache import DescriptorCache
 from blobcache.models import AuditEntry
-from tests.admin.test_console import ALPINE, APP, LAYER, put, values
-from tests.test_reconcile import D1, D2, D3, D4, D5, D6, StorageTree, populate_stale
+from tests.helpers.api import LAYER
+from tests.helpers.console import put, values
+from tests.helpers.entries import D1, D2, D3, D4, D5, D6
+from tests.helpers.storage_tree import ALPINE, APP, StorageTree, populate_stale
 
 pytestmark = [pytest.mark.standalone, pytest.mark.django_db(transaction=True)]
 

@@ -16,8 +16,10 @@ from django.test import Client
 from django.urls import reverse
 
 from blobcache.models import AuditEntry
-from tests.admin.test_console import ALPINE, D1, url
-from tests.api.test_unavailable import DEADLINE, PrivateRedis, private_redis  # noqa: F401
+from tests.helpers.console import url
+from tests.helpers.entries import D1
+from tests.helpers.outage import DEADLINE, PrivateRedis
+from tests.helpers.storage_tree import ALPINE
 
 pytestmark = pytest.mark.standalone
 
@@ -51,7 +53,7 @@ def error_text(response: Any) -> str:
 
 @pytest.mark.parametrize("how", ["stopped", "frozen"])
 def test_every_page_says_redis_is_unavailable(
-    operator: Client, private_redis: PrivateRedis, how: str  # noqa: F811
+    operator: Client, private_redis: PrivateRedis, how: str
 ) -> None:
     if how == "stopped":
         private_redis.stop()
@@ -71,7 +73,7 @@ def test_every_page_says_redis_is_unavailable(
 
 
 def test_a_clear_that_cannot_reach_redis_is_audited_as_unavailable(
-    operator: Client, private_redis: PrivateRedis  # noqa: F811
+    operator: Client, private_redis: PrivateRedis
 ) -> None:
     private_redis.stop()
     response = timed(
@@ -84,7 +86,7 @@ def test_a_clear_that_cannot_reach_redis_is_audited_as_unavailable(
 
 
 def test_pages_work_again_once_redis_is_back(
-    operator: Client, private_redis: PrivateRedis  # noqa: F811
+    operator: Client, private_redis: PrivateRedis
 ) -> None:
     private_redis.stop()
     assert operator.get(url("repositories")).status_code == 503
@@ -94,7 +96,7 @@ def test_pages_work_again_once_redis_is_back(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_count_that_cannot_reach_redis_is_saved_as_failed(
-    operator: Client, private_redis: PrivateRedis  # noqa: F811
+    operator: Client, private_redis: PrivateRedis
 ) -> None:
     from blobcache.admin import console
     from blobcache.models import CacheStatistics

@@ -11,12 +11,9 @@ from django.contrib.auth.models import User
 from django.db import connection
 from rest_framework.test import APIClient
 
-from tests.api.conftest import OCTET, SHA256, SHA256_B
-from tests.api.test_listing import link
 from tests.audit_state import audit_row, audit_rows
-from tests.test_reconcile import APP, EXPECTED_REASONS, StorageTree, stale, tree
-
-__all__ = ["stale", "tree"]  # the reconcile tests' fixtures
+from tests.helpers.api import OCTET, SHA256, SHA256_B, link
+from tests.helpers.storage_tree import APP, EXPECTED_REASONS, StorageTree
 
 GLOBAL = f"/api/blobs/{SHA256}"
 SCOPED = f"/api/repositories/library/alpine/blobs/{SHA256}"

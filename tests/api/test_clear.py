@@ -5,9 +5,8 @@ from __future__ import annotations
 import redis
 from rest_framework.test import APIClient
 
-from tests.api.conftest import OCTET, SHA256, SHA256_B, SHA384
-from tests.api.test_descriptors import keyspace
-from tests.api.test_listing import link
+from tests.helpers.api import OCTET, SHA256, SHA256_B, SHA384, link
+from tests.redis_state import keyspace
 
 
 def test_unknown_repository_clears_nothing(api: APIClient, redis_client: redis.Redis) -> None:

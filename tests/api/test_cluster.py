@@ -10,10 +10,8 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from blobcache.testing import Topology, start_cluster
-from tests.api.conftest import OCTET, body
-from tests.api.test_listing import digest_of, walk
-from tests.topologies import django_settings_for, raw_client_for
+from blobcache.testing import Topology, django_settings_for, raw_client_for, start_cluster
+from tests.helpers.api import OCTET, body, digest_of, walk
 
 # Starts a cluster of its own; the topology parameter would only repeat it.
 pytestmark = pytest.mark.standalone

@@ -21,9 +21,8 @@ from rest_framework.test import APIClient
 
 from blobcache import statistics
 from blobcache.models import AuditEntry
-from blobcache.testing import start_redis_process
-from tests.api.conftest import envelope
-from tests.conftest import caches_for
+from blobcache.testing import caches_for, start_redis_process
+from tests.helpers.api import envelope
 
 TOKEN = "scrape-secret-1"
 

@@ -27,12 +27,10 @@ from blobcache.api import notifications
 from blobcache.cache import DescriptorCache
 from blobcache.checks import E006, check_notifications_limits
 from blobcache.conf import blobcache_settings
-from tests.api.conftest import envelope
-from tests.api.test_unavailable import PrivateRedis, private_redis
 from tests.audit_state import audit_row, audit_rows
+from tests.helpers.api import envelope
+from tests.helpers.outage import PrivateRedis
 from tests.redis_state import dump
-
-__all__ = ["private_redis"]
 
 URL = "/api/notifications"
 EVENTS = "application/vnd.docker.distribution.events.v1+json"

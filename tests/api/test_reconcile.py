@@ -23,27 +23,21 @@ from blobcache.reconcile import (
     ORPHAN_REPOSITORY_HASH,
 )
 from blobcache.testing import S3Server
-from tests.api.conftest import envelope
-from tests.api.test_unavailable import PrivateRedis, private_redis
-from tests.redis_state import dump
-from tests.s3_tree import S3Tree
-from tests.test_reconcile import (
+from tests.helpers.api import envelope
+from tests.helpers.entries import D1, D4, D5
+from tests.helpers.outage import PrivateRedis
+from tests.helpers.s3_tree import S3Tree
+from tests.helpers.storage_tree import (
     APP,
-    D1,
-    D4,
-    D5,
     EXPECTED_DIGESTS,
     EXPECTED_REASONS,
+    EXPECTED_S3_REQUESTS,
     EXPECTED_STORAGE_REQUESTS,
     StorageTree,
     in_order,
     populate_stale,
-    stale,
-    tree,
 )
-from tests.test_storage_s3 import EXPECTED_S3_REQUESTS, bucket
-
-__all__ = ["bucket", "private_redis", "stale", "tree"]  # fixtures shared with other test modules
+from tests.redis_state import dump
 
 URL = "/api/reconcile"
 NO_COUNTS = {

@@ -1,4 +1,5 @@
-"""Issue 5 end to end: the real registry 2.8, its garbage collector, its notifications.
+"""Reconciliation and the receiver end to end: the real registry 2.8, its garbage collector,
+its notifications.
 
 Each scenario first shows the flaw on the real binary (the control), then shows blobcache
 closing it: stale entries after ``garbage-collect`` (reconcile), a deleted blob revived through
@@ -28,20 +29,19 @@ from mirakuru import TCPExecutor
 
 from blobcache.api.notifications import EVENTS_MEDIA_TYPE
 from blobcache.reconcile import reconcile
-from tests.interop.conftest import (
-    Image,
+from tests.helpers.storage_tree import ALPINE, APP
+from tests.interop.registry import (
     NotificationEndpoint,
-    RegistryClient,
     RegistryFactory,
     RegistryServer,
+    assert_pulls_every_byte,
     make_image,
 )
 from tests.redis_state import dump
 
-pytestmark = pytest.mark.interop
+# The registry 2.8 under test reaches a single Redis only (no Sentinel, no Cluster).
+pytestmark = [pytest.mark.interop, pytest.mark.standalone]
 
-ALPINE = "library/alpine"
-APP = "team/app"
 SECRET = "interop-notifications-secret"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -64,15 +64,6 @@ def run_reconcile(storage_root: Path, *args: str) -> dict[str, Any]:
         document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
     )
     return document
-
-
-def assert_pulls_every_byte(client: RegistryClient, repository: str, image: Image) -> None:
-    manifest, blobs = client.pull_image(repository, "latest", accept=image.manifest_media_type)
-    assert (manifest.status, manifest.body, manifest.complete) == (200, image.manifest, True)
-    expected = {image.config_digest: image.config, image.layer_digests[0]: image.layers[0]}
-    assert {digest: (got.status, got.body, got.complete) for digest, got in blobs.items()} == {
-        digest: (200, data, True) for digest, data in expected.items()
-    }
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:

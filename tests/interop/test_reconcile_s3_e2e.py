@@ -19,11 +19,17 @@ from django.core.management import call_command
 
 from blobcache.reconcile import reconcile
 from blobcache.testing import S3Server
-from tests.interop.conftest import RegistryFactory, RegistryServer, make_image
-from tests.interop.test_reconcile_e2e import ALPINE, APP, assert_pulls_every_byte
+from tests.helpers.storage_tree import ALPINE, APP
+from tests.interop.registry import (
+    RegistryFactory,
+    RegistryServer,
+    assert_pulls_every_byte,
+    make_image,
+)
 from tests.redis_state import dump
 
-pytestmark = pytest.mark.interop
+# The registry 2.8 under test reaches a single Redis only (no Sentinel, no Cluster).
+pytestmark = [pytest.mark.interop, pytest.mark.standalone]
 
 ROOT = "/registry"
 _buckets = itertools.count()

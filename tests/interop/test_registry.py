@@ -1,10 +1,11 @@
 """blobcache and a real registry 2.8 on one Redis: each reads the other's writes.
 
-Two tests replay SPEC B.8.3.3: the registry's own blob DELETE leaves the repository's membership
-behind, and a read from another repository revives the deleted blob. The control shows the flaw
-on the real binary; the other shows that a blobcache repository clear closes it. The last tests
-pin down what issue 5 builds on: the keys an image push and pull leave, and the notification a
-blob DELETE sends.
+Two tests replay the stale-membership flaw of registries 2.1 to 3.0 (CVE-2026-35172, fixed in
+distribution v3.1.0): the registry's own blob DELETE leaves the repository's membership behind,
+and a read from another repository revives the deleted blob. The control shows the flaw on the
+real binary; the other shows that a blobcache repository clear closes it. The last tests pin down
+what reconciliation and the notifications receiver build on: the keys an image push and pull
+leave, and the notification a blob DELETE sends.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import redis
 from blobcache import Descriptor
 from blobcache.cache import DescriptorCache
 from blobcache.exceptions import BlobUnknown
-from tests.interop.conftest import (
+from tests.interop.registry import (
     DOCKER_MANIFEST,
     OCI_MANIFEST,
     OCTET_STREAM,
@@ -33,7 +34,8 @@ from tests.interop.conftest import (
     make_image,
 )
 
-pytestmark = pytest.mark.interop
+# The registry 2.8 under test reaches a single Redis only (no Sentinel, no Cluster).
+pytestmark = [pytest.mark.interop, pytest.mark.standalone]
 
 ALPINE = "library/alpine"
 APP = "team/app"
@@ -73,7 +75,8 @@ def test_stat_reads_what_the_registry_wrote(
     with pytest.raises(BlobUnknown):
         cache.repository_scoped(APP).stat(digest)
 
-    # The registry's commit wrote exactly the three keys of SPEC B.8.2, without TTLs.
+    # The registry's commit wrote exactly its three keys (global hash, membership, repository
+    # hash), without TTLs: the registry never sets one.
     assert sorted(redis_client.keys("*")) == sorted(
         [global_key(digest), membership_key(ALPINE), repository_key(ALPINE, digest)]
     )
@@ -125,7 +128,7 @@ def share_and_delete(client: RegistryClient, redis_client: redis.Redis, blob: by
     """Push to library/alpine, mount into team/app, then the registry's own DELETE in team/app."""
     digest = client.push_blob(ALPINE, blob)
     assert client.mount_blob(APP, digest, source=ALPINE).status == 201
-    # The mount writes nothing for team/app; its first HEAD fills the cache (B.8.3.2 rows 15-17).
+    # The mount writes nothing for team/app; its first HEAD fills the cache (read-through).
     assert client.head_blob(APP, digest).status == 200
     assert redis_client.smembers(membership_key(APP)) == {digest}
 
@@ -210,7 +213,7 @@ def test_image_round_trip_caches_blobs_per_repository_and_manifests_globally(
     assert {digest: (got.status, got.body) for digest, got in blobs.items()} == {
         digest: (200, data) for digest, data in by_digest.items()
     }
-    # SPEC B.8.2: whatever the manifest declares, the registry caches octet-stream; the
+    # Whatever the manifest declares, registry 2.8 caches octet-stream; the
     # manifest itself only gets a global hash, written when the pull by tag read it.
     for digest, data in by_digest.items():
         expected = Descriptor(digest=digest, size=len(data), media_type=OCTET_STREAM)
@@ -278,7 +281,7 @@ def event_sink() -> Iterator[EventSink]:
 def test_notifications_deliver_blob_deletes_with_the_configured_header(
     registry_factory: RegistryFactory, event_sink: EventSink
 ) -> None:
-    """What issue 5's receiver gets: the secret header and a delete naming repository and digest."""
+    """What the receiver gets: the secret header and a delete naming repository and digest."""
     endpoint = NotificationEndpoint(
         url=event_sink.url,
         headers={"X-Blobcache-Secret": "interop"},

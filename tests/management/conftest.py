@@ -1,8 +1,10 @@
-"""Commands run as processes write their audit rows to a migrated database of their own."""
+"""Commands run as processes: a migrated database of their own for the audit rows they write,
+and a port where no Redis listens."""
 
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
+from tests.helpers.processes import MANAGE
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,3 +49,10 @@ def process_audit_rows(process_database: Path) -> Callable[[], list[dict[str, An
 
     already = max((row["id"] for row in read()), default=0)
     return lambda: read(already)
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

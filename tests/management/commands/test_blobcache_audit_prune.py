@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from blobcache import audit
 from blobcache.models import AuditEntry
-from tests.management.commands.helpers import run
+from tests.helpers.commands import run
 
 pytestmark = pytest.mark.django_db
 

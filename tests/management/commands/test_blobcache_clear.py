@@ -9,11 +9,9 @@ import pytest
 import redis
 
 from blobcache.cache import DescriptorCache
-from tests.management.commands.helpers import run
+from tests.helpers.commands import run
+from tests.helpers.entries import D1, D2, D3, D4, D5, NOT_LAYOUT, put
 from tests.redis_state import dump
-from tests.test_bulk import D1, D2, D3, D4, D5, NOT_LAYOUT, crowded, populated, put
-
-__all__ = ["crowded", "populated"]  # fixtures shared with the bulk tests
 
 
 def test_global_digests(cache: DescriptorCache, crowded: redis.Redis) -> None:

@@ -12,11 +12,9 @@ from blobcache.actor import command_user
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.connection import describe_client
 from tests.audit_state import audit_row, audit_rows
-from tests.management.commands.helpers import run
-from tests.test_bulk import D1, D2, D5, crowded, populated
-from tests.test_reconcile import APP, EXPECTED_REASONS, StorageTree, stale, tree
-
-__all__ = ["crowded", "populated", "stale", "tree"]  # fixtures shared with other modules
+from tests.helpers.commands import run
+from tests.helpers.entries import D1, D2, D5
+from tests.helpers.storage_tree import APP, EXPECTED_REASONS, StorageTree
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ import redis
 
 from blobcache import Descriptor
 from blobcache.cache import DescriptorCache
-from tests.management.commands.helpers import run
-from tests.test_bulk import CONFIG, D1, D2, D3, LAYER
+from tests.helpers.commands import run
+from tests.helpers.entries import CONFIG, D1, D2, D3, LAYER
 
 D384 = "sha384:" + "1" * 96
 

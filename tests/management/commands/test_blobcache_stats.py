@@ -9,10 +9,8 @@ import redis
 from blobcache import statistics
 from blobcache.actor import command_user
 from blobcache.models import CacheStatistics
-from tests.management.commands.helpers import run
-from tests.test_bulk import NOT_LAYOUT, crowded, populated
-
-__all__ = ["crowded", "populated"]  # fixtures shared with the bulk tests
+from tests.helpers.commands import run
+from tests.helpers.entries import NOT_LAYOUT
 
 
 def layout_memory(client: redis.Redis) -> int:

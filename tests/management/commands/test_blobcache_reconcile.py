@@ -20,28 +20,18 @@ from blobcache.reconcile import (
     MEMBERSHIP_UNLINKED,
     ORPHAN_REPOSITORY_HASH,
 )
-from tests.management.commands.helpers import run
-
-# Aliased: a name starting with "Test" would make pytest run the clear command's tests here too.
-from tests.management.test_processes import TestInterrupt as _ClearInterrupt
-from tests.management.test_processes import TestTerminal as _ClearTerminal
-from tests.management.test_processes import closed_port, manage, populate, start
-from tests.redis_state import dump
-from tests.test_reconcile import (
+from tests.helpers.commands import run
+from tests.helpers.entries import D1, D4, D5
+from tests.helpers.processes import manage, populate, run_on_terminal, signal_when, start
+from tests.helpers.storage_tree import (
     APP,
-    D1,
-    D4,
-    D5,
     EXPECTED_DIGESTS,
     EXPECTED_REASONS,
     EXPECTED_STORAGE_REQUESTS,
     StorageTree,
     in_order,
-    stale,
-    tree,
 )
-
-__all__ = ["closed_port", "stale", "tree"]  # fixtures shared with other test modules
+from tests.redis_state import dump
 
 REASON_LINES = "".join(f"  {reason}: {count}\n" for reason, count in EXPECTED_REASONS.items())
 
@@ -290,7 +280,7 @@ class TestProcesses:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        _ClearInterrupt.signal_when(
+        signal_when(
             process, lambda: redis_client.scard(membership) < 60_000, signum
         )
         stdout, stderr = process.communicate(timeout=60)
@@ -340,7 +330,7 @@ class TestTerminal:
         self, redis_url: str, redis_client: redis.Redis, tree: StorageTree
     ) -> None:
         populate(redis_client, repositories=1, members=3000)
-        status, stdout, terminal = _ClearTerminal().run_on_terminal(
+        status, stdout, terminal = run_on_terminal(
             redis_url,
             [
                 "blobcache_reconcile",
@@ -365,7 +355,7 @@ class TestTerminal:
         self, redis_url: str, stale: redis.Redis, tree: StorageTree
     ) -> None:
         before = dump(stale)
-        status, stdout, terminal = _ClearTerminal().run_on_terminal(
+        status, stdout, terminal = run_on_terminal(
             redis_url, ["blobcache_reconcile", "--storage-root", str(tree.root)], "no"
         )
         assert (status, stdout) == (1, "")

@@ -2,63 +2,23 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
-import select
 import signal
-import socket
-import struct
-import subprocess
-import sys
-import termios
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
+from tests.helpers.entries import D1, D2, D3, D4, D5, LAYER, NOT_LAYOUT
+from tests.helpers.processes import (
+    assert_whole_entries,
+    interrupted,
+    manage,
+    populate,
+    run_on_terminal,
+)
 from tests.redis_state import dump
-from tests.test_bulk import D1, D2, D3, D4, D5, LAYER, NOT_LAYOUT, crowded, populated
-
-__all__ = ["crowded", "populated"]  # fixtures shared with the bulk tests
-
-MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
-
-
-def manage(
-    url: str, *args: str, stdin: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(MANAGE), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "REDIS_URL": url},
-        cwd=MANAGE.parent,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def start(url: str, *args: str, **popen: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(MANAGE), *args],
-        env={**os.environ, "REDIS_URL": url},
-        cwd=MANAGE.parent,
-        text=True,
-        **popen,
-    )
-
-
-@pytest.fixture()
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class TestExitStatuses:
@@ -212,30 +172,6 @@ class TestDryRun:
         assert dump(crowded) != before
 
 
-def populate(client: redis.Redis, repositories: int, members: int) -> None:
-    with client.pipeline(transaction=False) as pipe:
-        for n in range(members):
-            member = f"sha256:{n:064x}"
-            repository = f"load/repo{n % repositories}"
-            pipe.hset(f"blobs::{member}", mapping={"digest": member, "size": n, "mediatype": LAYER})
-            pipe.sadd(f"repository::{repository}::blobs", member)
-            pipe.hset(f"repository::{repository}::blobs::{member}", "mediatype", LAYER)
-            if len(pipe) >= 3000:
-                pipe.execute()
-        pipe.execute()
-
-
-def assert_whole_entries(client: redis.Redis, repositories: int) -> None:
-    """No membership without its hash, no hash without its membership."""
-    for n in range(repositories):
-        members = client.smembers(f"repository::load/repo{n}::blobs")
-        hashes = {
-            key.rsplit("::", 1)[1]
-            for key in client.scan_iter(f"repository::load/repo{n}::blobs::*", count=1000)
-        }
-        assert members == hashes
-
-
 class TestInterrupt:
     """A real signal to a real process in the middle of a large clear."""
 
@@ -245,7 +181,7 @@ class TestInterrupt:
     ) -> None:
         populate(redis_client, repositories=1, members=60_000)
         membership = "repository::load/repo0::blobs"
-        returncode, stdout, stderr = self.interrupted(
+        returncode, stdout, stderr = interrupted(
             redis_url,
             ["--repository", "load/repo0", "--all"],
             lambda: redis_client.scard(membership) < 60_000,
@@ -292,7 +228,7 @@ class TestInterrupt:
             manage(redis_url, "blobcache_clear", "--all", "--dry-run", "--format", "json").stdout
         )
         assert dry == {"cleared": 60_000, "keys_deleted": total_keys, "dry_run": True}
-        returncode, stdout, stderr = self.interrupted(
+        returncode, stdout, stderr = interrupted(
             redis_url, ["--all"], lambda: redis_client.dbsize() < total_keys, signal.SIGTERM
         )
         assert returncode == 143, stderr
@@ -308,69 +244,11 @@ class TestInterrupt:
         assert first["keys_deleted"] + again["keys_deleted"] == total_keys
         assert redis_client.dbsize() == 0
 
-    def interrupted(
-        self, url: str, args: list[str], started: Any, signum: int
-    ) -> tuple[int, str, str]:
-        """A large ``blobcache_clear`` in small batches, sent ``signum`` once it has begun."""
-        process = start(
-            url,
-            "blobcache_clear",
-            *args,
-            "--no-input",
-            "--batch-size",
-            "10",
-            "--format",
-            "json",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.signal_when(process, started, signum)
-        stdout, stderr = process.communicate(timeout=60)
-        return process.returncode, stdout, stderr
-
-    @staticmethod
-    def signal_when(process: subprocess.Popen[str], started: Any, signum: int) -> None:
-        deadline = time.monotonic() + 30
-        while not started():
-            assert process.poll() is None, "the command ended before the signal"
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
-        assert process.poll() is None, "the command ended before the signal"
-        process.send_signal(signum)
-
-
 class TestTerminal:
     """On a terminal: the confirmation prompt (``yes`` only) and the tqdm progress bar."""
 
-    def run_on_terminal(self, url: str, args: list[str], answer: str) -> tuple[int, str, str]:
-        controller, terminal = pty.openpty()
-        # A fresh pty is 0 columns wide, where tqdm draws nothing: give it a real size.
-        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-        process = start(url, *args, stdin=terminal, stdout=subprocess.PIPE, stderr=terminal)
-        os.close(terminal)
-        seen = b""
-        answered = False
-        while True:
-            ready, _, _ = select.select([controller], [], [], 30)
-            assert ready, f"no output from the command: {seen!r}"
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # the terminal closed: the command ended
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if not answered and b"Type 'yes' to continue: " in seen:
-                os.write(controller, answer.encode() + b"\n")
-                answered = True
-        assert process.stdout is not None
-        stdout = process.stdout.read()
-        process.wait(timeout=30)
-        os.close(controller)
-        return process.returncode, stdout, seen.decode(errors="replace")
-
     def test_yes_clears_with_a_progress_bar(self, redis_url: str, crowded: redis.Redis) -> None:
-        status, stdout, terminal = self.run_on_terminal(
+        status, stdout, terminal = run_on_terminal(
             redis_url, ["blobcache_clear", "--all"], "yes"
         )
         assert status == 0, terminal
@@ -383,7 +261,7 @@ class TestTerminal:
         self, redis_url: str, crowded: redis.Redis, answer: str
     ) -> None:
         before = dump(crowded)
-        status, stdout, terminal = self.run_on_terminal(
+        status, stdout, terminal = run_on_terminal(
             redis_url, ["blobcache_clear", "--everywhere", D1], answer
         )
         assert status == 1

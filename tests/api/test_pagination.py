@@ -2,50 +2,29 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
 from rest_framework.test import APIClient
 
-from tests.api.conftest import LAYER, OCTET, SHA256, SHA256_B, SHA384, body, envelope
+from tests.helpers.api import (
+    LAYER,
+    OCTET,
+    SHA256,
+    SHA256_B,
+    SHA384,
+    body,
+    digest_of,
+    envelope,
+    link,
+    walk,
+)
 
 MEMBERS = "/api/repositories/library/alpine/blobs"
 MEMBERSHIP = "repository::library/alpine::blobs"
-
-
-def digest_of(n: int) -> str:
-    return "sha256:" + hashlib.sha256(str(n).encode()).hexdigest()
-
-
-def link(redis_client: redis.Redis, repository: str, digest: str, size: int = 1) -> None:
-    """What a registry's repository-scoped SetDescriptor leaves behind."""
-    pipe = redis_client.pipeline()
-    pipe.sadd(f"repository::{repository}::blobs", digest)
-    pipe.hset(f"blobs::{digest}", mapping={"digest": digest, "size": size})
-    pipe.hsetnx(f"blobs::{digest}", "mediatype", OCTET)
-    pipe.hset(f"repository::{repository}::blobs::{digest}", "mediatype", OCTET)
-    pipe.execute()
-
-
-def walk(api: APIClient, url: str, between: Any = None, limit: int = 10_000) -> list[list[Any]]:
-    """Follow ``next`` links to the end; returns the pages' results."""
-    pages: list[list[Any]] = []
-    while url:
-        response = api.get(url)
-        assert response.status_code == 200, response.content
-        data = response.json()
-        assert set(data) == {"results", "next"}
-        pages.append(data["results"])
-        url = data["next"]
-        if between is not None:
-            between(len(pages))
-        assert len(pages) < limit, "the walk does not end"
-    return pages
 
 
 class TestMembers:

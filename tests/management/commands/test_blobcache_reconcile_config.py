@@ -14,23 +14,19 @@ from blobcache.cache import DescriptorCache
 from blobcache.storage.s3 import S3Storage
 from blobcache.testing import S3Server
 from tests.audit_state import audit_rows
-from tests.management.commands.helpers import Outcome, run
-from tests.management.test_processes import manage
-from tests.redis_state import dump
-from tests.s3_tree import S3Tree
-from tests.test_reconcile import (
+from tests.helpers.commands import Outcome, run
+from tests.helpers.processes import manage
+from tests.helpers.s3_tree import S3Tree
+from tests.helpers.storage_tree import (
     EXPECTED_DIGESTS,
     EXPECTED_REASONS,
+    EXPECTED_S3_REQUESTS,
     EXPECTED_STORAGE_REQUESTS,
     StorageTree,
     in_order,
     populate_stale,
-    stale,
-    tree,
 )
-from tests.test_storage_s3 import EXPECTED_S3_REQUESTS, bucket
-
-__all__ = ["bucket", "stale", "tree"]
+from tests.redis_state import dump
 
 SECRET = "SeCrEt/key+that-must-never-show"
 ACCESS = "AKIAEXAMPLEKEYID0001"

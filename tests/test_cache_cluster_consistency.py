@@ -16,8 +16,7 @@ from django.test import override_settings
 
 from blobcache import Descriptor, get_descriptor_cache
 from blobcache.exceptions import BlobUnknown
-from blobcache.testing import Topology, start_cluster
-from tests.topologies import django_settings_for, raw_client_for
+from blobcache.testing import Topology, django_settings_for, raw_client_for, start_cluster
 
 REPOSITORY = "team/app"
 MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"

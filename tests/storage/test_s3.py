@@ -29,36 +29,20 @@ from blobcache.storage import (
 from blobcache.storage.config import storage_from_section
 from blobcache.storage.s3 import S3Storage
 from blobcache.testing import S3Server
-from tests.redis_state import dump
-from tests.s3_tree import S3Tree
-from tests.test_reconcile import (
+from tests.helpers.entries import D1, D2, D3, D4, D5, digest
+from tests.helpers.s3_tree import S3Tree
+from tests.helpers.storage_tree import (
     APP,
-    D1,
-    D2,
-    D3,
-    D4,
-    D5,
     EXPECTED_REASONS,
+    EXPECTED_S3_REQUESTS,
     EXPECTED_WHOLE,
     OCTET,
     assert_same_outcome,
     by_reason,
     cache_entry,
-    digest,
     populate_stale,
 )
-
-#: populate_stale on S3: two listings per repository (_layers and _manifests/revisions of
-#: library/alpine and team/app); a one-key listing per data question (far fewer than
-#: DIRECT_DATA_QUESTIONS, so blobs/ is not listed): alpine's D1 and D2, team/app's D3, the
-#: global D1, D2, D3, D5 and D6; then the re-checks: alpine's D2 (its link, its data), team/app's
-#: D1 and orphan D4 (both link paths), the global D2 and D5 (their data).
-EXPECTED_S3_REQUESTS = 2 * 2 + 3 + 5 + 2 + 2 + 2 + 2
-
-
-@pytest.fixture()
-def bucket(s3_server: S3Server) -> S3Tree:
-    return S3Tree(s3_server)
+from tests.redis_state import dump
 
 
 def opened(tree: S3Tree, **extra: Any) -> S3Storage:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,12 @@ from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from blobcache.testing import start_redis_process
-from tests.api.test_access import OPERATIONS, call
-from tests.conftest import caches_for
+from blobcache.testing import caches_for, start_redis_process
+from tests.helpers.api import OPERATIONS, call
+from tests.helpers.outage import DEADLINE, PrivateRedis
 
 # Each test stops or freezes a private standalone server of its own.
 pytestmark = pytest.mark.standalone
-
-DEADLINE = 2.0
-
-
-class PrivateRedis:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.process = start_redis_process(data_dir)
-        self.port: int = self.process.port
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def start(self) -> None:
-        self.process = start_redis_process(self.data_dir, port=self.port)
 
 
 @pytest.fixture()
@@ -49,18 +33,6 @@ def api(superuser: User, redis_client: Any) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=superuser).key}")
     return client
-
-
-@pytest.fixture()
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    with override_settings(CACHES=caches_for(f"redis://127.0.0.1:{server.port}/0")):
-        yield server
-    try:
-        os.kill(server.process.process.pid, signal.SIGCONT)
-    except (AttributeError, ProcessLookupError):
-        pass
-    server.stop()
 
 
 def assert_unavailable(client: APIClient, method: str, path: str, port: int) -> None:

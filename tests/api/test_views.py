@@ -6,26 +6,13 @@ import pytest
 import redis
 from rest_framework.test import APIClient
 
-from tests.api.conftest import LAYER, OCTET, SHA256, SHA256_B, SHA384, body, envelope
+from tests.helpers.api import LAYER, OCTET, SHA256, SHA256_B, SHA384, body, envelope
+from tests.redis_state import keyspace
 
 GLOBAL = f"/api/blobs/{SHA256}"
 SCOPED = f"/api/repositories/library/alpine/blobs/{SHA256}"
 MEMBERSHIP = "repository::library/alpine::blobs"
 REPOSITORY_HASH = f"repository::library/alpine::blobs::{SHA256}"
-
-
-def keyspace(client: redis.Redis) -> dict[str, object]:
-    """Every key with its content, to assert the whole state of the test Redis."""
-    state: dict[str, object] = {}
-    for key in client.keys("*"):
-        kind = client.type(key)
-        if kind == "hash":
-            state[key] = client.hgetall(key)
-        elif kind == "set":
-            state[key] = client.smembers(key)
-        else:
-            state[key] = (kind, client.get(key) if kind == "string" else None)
-    return state
 
 
 class TestGlobal:

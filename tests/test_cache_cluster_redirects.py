@@ -15,8 +15,7 @@ import redis
 from django.test import override_settings
 
 from blobcache import Descriptor, get_descriptor_cache
-from blobcache.testing import Topology, start_cluster
-from tests.topologies import django_settings_for
+from blobcache.testing import Topology, django_settings_for, start_cluster
 
 DIGEST = "sha256:" + "7c" * 32
 DESCRIPTOR = Descriptor(DIGEST, 77, "application/octet-stream")

@@ -19,36 +19,19 @@ from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 from rest_framework.throttling import BaseThrottle
 
-from tests.api.conftest import OCTET, SHA256, envelope
+from tests.helpers.api import (
+    DESCRIPTOR,
+    GLOBAL,
+    MEMBERS,
+    OCTET,
+    OPERATIONS,
+    SCOPED,
+    SHA256,
+    call,
+    envelope,
+)
 
-GLOBAL = f"/api/blobs/{SHA256}"
-SCOPED = f"/api/repositories/library/alpine/blobs/{SHA256}"
-MEMBERS = "/api/repositories/library/alpine/blobs"
-DESCRIPTOR = json.dumps({"size": 1, "mediaType": OCTET})
-
-# Every route and method, with the permission it needs.
-OPERATIONS = [
-    ("get", GLOBAL, "view_descriptor"),
-    ("head", GLOBAL, "view_descriptor"),
-    ("put", GLOBAL, "change_descriptor"),
-    ("delete", GLOBAL, "delete_descriptor"),
-    ("get", SCOPED, "view_descriptor"),
-    ("head", SCOPED, "view_descriptor"),
-    ("put", SCOPED, "change_descriptor"),
-    ("delete", SCOPED, "delete_descriptor"),
-    ("get", MEMBERS, "view_descriptor"),
-    ("head", MEMBERS, "view_descriptor"),
-    ("delete", MEMBERS, "delete_descriptor"),
-    ("get", "/api/repositories", "view_descriptor"),
-    ("head", "/api/repositories", "view_descriptor"),
-]
 CODENAMES = ("view_descriptor", "change_descriptor", "delete_descriptor")
-
-
-def call(client: Any, method: str, path: str, **extra: Any) -> Any:
-    if method == "put":
-        return client.put(path, DESCRIPTOR, content_type="application/json", **extra)
-    return getattr(client, method)(path, **extra)
 
 
 def basic(username: str, password: str) -> str:

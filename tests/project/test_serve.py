@@ -28,7 +28,7 @@ import redis
 
 from blobcache.testing import find_redis_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "manage.py"
 PASSWORD = "demo-test-pw"
 DIGEST = "sha256:" + "ab" * 32

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from blobcache.digest import validate_digest
 from blobcache.exceptions import BlobCacheError
 from blobcache.reference import validate_repository_name
-from tests.api.conftest import OCTET, SHA256, envelope
+from tests.helpers.api import OCTET, SHA256, envelope
 
 GLOBAL = f"/api/blobs/{SHA256}"
 SCOPED = f"/api/repositories/library/alpine/blobs/{SHA256}"

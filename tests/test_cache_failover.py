@@ -16,8 +16,7 @@ from django.test import override_settings
 
 from blobcache import Descriptor, get_descriptor_cache
 from blobcache.exceptions import CacheUnavailable
-from blobcache.testing import Topology, start_cluster, start_sentinel
-from tests.topologies import django_settings_for
+from blobcache.testing import Topology, django_settings_for, start_cluster, start_sentinel
 
 WINDOW_LIMIT = 20.0
 

@@ -11,12 +11,8 @@ import pytest
 import redis
 
 from blobcache.actor import command_user
-from tests.management.test_processes import TestInterrupt as _Interrupt
-from tests.management.test_processes import TestTerminal as _Terminal
-from tests.management.test_processes import populate
-from tests.test_bulk import D1, crowded, populated
-
-__all__ = ["crowded", "populated"]  # fixtures shared with the bulk tests
+from tests.helpers.entries import D1
+from tests.helpers.processes import interrupted, populate, run_on_terminal
 
 Rows = Callable[[], list[dict[str, Any]]]
 
@@ -31,7 +27,7 @@ def test_an_interrupted_clear_is_recorded_with_its_partial_counts(
 ) -> None:
     populate(redis_client, repositories=1, members=60_000)
     membership = "repository::load/repo0::blobs"
-    returncode, stdout, stderr = _Interrupt().interrupted(
+    returncode, stdout, stderr = interrupted(
         redis_url,
         ["--repository", "load/repo0", "--all"],
         lambda: redis_client.scard(membership) < 60_000,
@@ -59,7 +55,7 @@ def test_an_interrupted_clear_is_recorded_with_its_partial_counts(
 def test_a_no_on_the_terminal_is_refused(
     redis_url: str, crowded: redis.Redis, process_audit_rows: Rows
 ) -> None:
-    status, _, _ = _Terminal().run_on_terminal(
+    status, _, _ = run_on_terminal(
         redis_url, ["blobcache_clear", "--everywhere", D1], "no"
     )
     assert status == 1

@@ -12,7 +12,7 @@ _names = itertools.count()
 
 
 class S3Tree:
-    """The same methods as ``tests.test_reconcile.StorageTree``, on a fresh bucket."""
+    """The same methods as ``tests.helpers.storage_tree.StorageTree``, on a fresh bucket."""
 
     def __init__(self, server: S3Server, rootdirectory: str = "/registry") -> None:
         self.server = server
