@@ -203,10 +203,16 @@ class Store(ABC):
 
     # --- reads ---
 
-    @abstractmethod
     def read_each(self, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-        """Single-key commands in as few round trips as the topology allows; each reply, or the
-        ResponseError it raised (WRONGTYPE on a corrupt entry)."""
+        """Single-key read commands (redis-py method names) in one pipeline, which on Cluster
+        redis-py sends as one round trip per node; each reply, or the ResponseError it raised
+        (WRONGTYPE on a corrupt entry)."""
+        if not calls:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name, args in calls:
+            getattr(pipe, name)(*args)
+        return list(pipe.execute(raise_on_error=False))
 
     @abstractmethod
     def on_primaries(self, command: str, *args: Any) -> dict[str, Any]:

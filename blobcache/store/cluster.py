@@ -1,4 +1,4 @@
-"""Redis Cluster: ordered per-slot steps, each step one pipeline (one round trip per node).
+"""Redis Cluster: ordered per-slot steps, each step one round trip to every node it involves.
 
 The registry's keys for one blob hash to different slots and their names are the registry's
 (no hash tags possible), so no script or MULTI can span them. Every primitive runs as steps in
@@ -34,10 +34,26 @@ from blobcache.store.base import (
     mode,
 )
 
-Call = tuple[str, tuple[Any, ...]]
+#: A command of a step: the key that routes it, and the command as sent.
+Command = tuple[Any, tuple[Any, ...]]
 
 _GLOBAL = "global"
 _GLOBALS = "globals"
+
+# Replies that say a node did not run the command: the slot moved (MOVED), is moving (ASK,
+# TRYAGAIN) or has no node (CLUSTERDOWN). redis-py's own path follows them.
+_NOT_RUN = (
+    redis_errors.MovedError,
+    redis_errors.AskError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterDownError,
+)
+_UNANSWERED = object()
+_DROPPED = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+def command(name: str, key: Any, *args: Any) -> Command:
+    return key, (name, key, *args)
 
 
 def _counted(clear: bool, counting: str, member: bool, existed: bool) -> tuple[int, int]:
@@ -50,7 +66,7 @@ def _counted(clear: bool, counting: str, member: bool, existed: bool) -> tuple[i
 
 
 class ClusterStore(Store):
-    """Each primitive as ordered steps; commands of one step go out together, grouped per node."""
+    """Each primitive as ordered steps; the commands of one step go out together."""
 
     def __init__(self, client: Any) -> None:
         super().__init__(client)
@@ -58,29 +74,74 @@ class ClusterStore(Store):
 
     # --- steps ---
 
-    def _step(self, calls: Sequence[Call]) -> list[Any]:
-        """Commands in one pipeline (redis-py sends it as one round trip per node, in parallel
-        order per node); each reply, or the NoScriptError a script call met. Any other error
-        reply is raised for the caller's translation (WRONGTYPE on a corrupt entry)."""
-        if not calls:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for name, args in calls:
-            getattr(pipe, name)(*args)
-        replies = list(pipe.execute(raise_on_error=False))
+    def _step(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` to the primaries of their keys, every node's share written before
+        any reply is read, so a step costs one round trip however many nodes it involves.
+
+        redis-py's ClusterPipeline does the same but spends more time in Python than a
+        two-command step spends on the network. Commands a node did not run (its slot moved)
+        or did not answer (a dropped connection) go through redis-py's own path, which follows
+        redirects, refreshes the slot map and retries, as it would for a single command. Each
+        reply is returned, or the NoScriptError a script call met; any other error reply is
+        raised for the caller's translation (WRONGTYPE on a corrupt entry).
+        """
+        replies: list[Any] = [_UNANSWERED] * len(commands)
+        shares: dict[str, list[int]] = {}
+        pools: dict[str, Any] = {}
+        for index, (key, _) in enumerate(commands):
+            node = self.client.get_node_from_key(key)
+            if node is not None and node.redis_connection is not None:
+                shares.setdefault(node.name, []).append(index)
+                pools[node.name] = node.redis_connection.connection_pool
+        # A node that cannot be reached, or drops its connection, only loses its own share:
+        # the other nodes' replies are still read, so nothing they ran is run twice.
+        sent: list[tuple[Any, Any, list[int]]] = []
+        try:
+            for name, indexes in shares.items():
+                try:
+                    connection = pools[name].get_connection()
+                except _DROPPED:
+                    continue
+                sent.append((pools[name], connection, indexes))
+                try:
+                    connection.send_packed_command(
+                        connection.pack_commands([commands[index][1] for index in indexes])
+                    )
+                except _DROPPED:
+                    sent[-1] = (pools[name], connection, [])
+            for _, connection, indexes in sent:
+                try:
+                    for index in indexes:
+                        try:
+                            replies[index] = connection.read_response()
+                        except redis_errors.ResponseError as error:
+                            replies[index] = error
+                except _DROPPED:
+                    continue
+        finally:
+            for pool, connection, indexes in sent:
+                if not indexes or any(replies[index] is _UNANSWERED for index in indexes):
+                    # Replies may still be on their way: the connection cannot be reused.
+                    connection.disconnect()
+                pool.release(connection)
+        for index, reply in enumerate(replies):
+            if reply is _UNANSWERED or isinstance(reply, _NOT_RUN):
+                try:
+                    replies[index] = self.client.execute_command(*commands[index][1])
+                except redis_errors.ResponseError as error:
+                    replies[index] = error
         for reply in replies:
             if isinstance(reply, Exception) and not isinstance(reply, redis_errors.NoScriptError):
                 raise reply
         return replies
 
-    def _script_call(self, script: Script, key: str, *args: Any) -> Call:
-        """A one-key script call to put in a step. redis-py refuses ``evalsha`` in a Cluster
-        pipeline because it cannot load a script there, so it is loaded on every primary first
-        (once per store); a primary that lost it since answers NOSCRIPT, see ``_redo``."""
+    def _script(self, script: Script, key: str, *args: Any) -> Command:
+        """A one-key script call for a step. It is loaded on every primary once per store; a
+        primary that lost it since answers NOSCRIPT, see ``_redo``."""
         if script.sha not in self._loaded:
             self.client.script_load(script.script)
             self._loaded.add(script.sha)
-        return ("execute_command", ("EVALSHA", script.sha, 1, key, *args))
+        return key, ("EVALSHA", script.sha, 1, key, *args)
 
     def _redo(self, reply: Any, script: Script, key: str, *args: Any) -> Any:
         if isinstance(reply, redis_errors.NoScriptError):
@@ -92,17 +153,33 @@ class ClusterStore(Store):
 
     # --- one entry ---
 
+    def stat_global(self, global_key: str) -> list[Any]:
+        [fields] = self._step([command("HMGET", global_key, *keys.DESCRIPTOR_FIELDS)])
+        return list(fields)
+
+    def set_global(self, global_key: str, descriptor: Descriptor) -> list[Any]:
+        script = self.scripts.set_global
+        args = (descriptor.digest, descriptor.size, descriptor.media_type)
+        [reply] = self._step([self._script(script, global_key, *args)])
+        return list(self._redo(reply, script, global_key, *args))
+
+    def clear_global(self, global_key: str) -> int:
+        script = self.scripts.clear_global
+        [reply] = self._step([self._script(script, global_key)])
+        return int(self._redo(reply, script, global_key))
+
     def stat_repository(
         self, membership_key: str, global_key: str, repository_key: str, digest: str
     ) -> list[Any]:
         # Two replies in sequence: membership, then both hashes together. A member seen here has
         # its hashes in place (or is being cleared, which reads as a miss).
-        if not self.client.sismember(membership_key, digest):
+        [member] = self._step([command("SISMEMBER", membership_key, digest)])
+        if not member:
             return [0]
         fields, override = self._step(
             [
-                ("hmget", (global_key, keys.DESCRIPTOR_FIELDS)),
-                ("hget", (repository_key, keys.FIELD_MEDIA_TYPE)),
+                command("HMGET", global_key, *keys.DESCRIPTOR_FIELDS),
+                command("HGET", repository_key, keys.FIELD_MEDIA_TYPE),
             ]
         )
         return [1, *fields, override]
@@ -121,9 +198,9 @@ class ClusterStore(Store):
         # keys, Cluster writes are not all-or-nothing (membership, written last, is not added).
         replies = self._step(
             [
-                *(self._script_call(self.scripts.set_global, key, *args) for key in global_keys),
+                *(self._script(self.scripts.set_global, key, *args) for key in global_keys),
                 *(
-                    ("hset", (key, keys.FIELD_MEDIA_TYPE, descriptor.media_type))
+                    command("HSET", key, keys.FIELD_MEDIA_TYPE, descriptor.media_type)
                     for key in repository_keys
                 ),
             ]
@@ -133,7 +210,7 @@ class ClusterStore(Store):
             for key, reply in zip(global_keys, replies[: len(global_keys)], strict=True)
         ]
         new_fields = replies[len(global_keys) :]
-        added = self._step([("sadd", (membership_key, member)) for member in members])
+        added = self._step([command("SADD", membership_key, member) for member in members])
         existed = bool(written[0][0]) and not new_fields[0] and not added[-1]
         return [int(existed), *written[0][1:], descriptor.media_type]
 
@@ -141,11 +218,12 @@ class ClusterStore(Store):
         self, membership_key: str, repository_key: str, global_key: str, digest: str
     ) -> int:
         """Membership first, then the repository hash and the global fields together."""
-        if not self.client.srem(membership_key, digest):
+        [removed] = self._step([command("SREM", membership_key, digest)])
+        if not removed:
             return 0
         clear_global = self.scripts.clear_global
-        deleted, reply = self._step(
-            [("delete", (repository_key,)), self._script_call(clear_global, global_key)]
+        _, reply = self._step(
+            [command("DEL", repository_key), self._script(clear_global, global_key)]
         )
         # The global entry counts as a second entry, as the bulk clears count it.
         return 1 + int(self._redo(reply, clear_global, global_key))
@@ -153,13 +231,13 @@ class ClusterStore(Store):
     # --- many entries ---
 
     def _membership_types(self, repositories: Sequence[str]) -> list[str]:
-        kinds = self._step([("type", (keys.membership_key(name),)) for name in repositories])
+        kinds = self._step([command("TYPE", keys.membership_key(name)) for name in repositories])
         return [keys.key_text(kind) for kind in kinds]
 
     def clear_repository_groups(
         self, groups: Sequence[Group], clear: bool, counting: str, batch_size: int
     ) -> GroupsOutcome:
-        """The batch script's semantics in four steps for all groups: the sets' types, the
+        """The batch script's semantics in steps for all groups together: the sets' types, the
         memberships, the hashes, then the extra members and whether each set is now empty."""
         outcome = GroupsOutcome()
         if not groups:
@@ -167,22 +245,22 @@ class ClusterStore(Store):
         is_set = [
             kind == "set" for kind in self._membership_types([g.repository for g in groups])
         ]
-        leave = "srem" if clear else "sismember"
+        leave = "SREM" if clear else "SISMEMBER"
         membership = iter(
             self._step(
                 [
-                    (leave, (keys.membership_key(group.repository), digest))
+                    command(leave, keys.membership_key(group.repository), digest)
                     for group, live in zip(groups, is_set, strict=True)
                     if live
                     for digest in group.digests
                 ]
             )
         )
-        touch = "delete" if clear else "exists"
+        touch = "DEL" if clear else "EXISTS"
         hashes = iter(
             self._step(
                 [
-                    (touch, (keys.repository_key(group.repository, digest),))
+                    command(touch, keys.repository_key(group.repository, digest))
                     for group in groups
                     for digest in group.digests
                 ]
@@ -201,13 +279,13 @@ class ClusterStore(Store):
             emptied = [group for group, live in zip(groups, is_set, strict=True) if live]
             self._step(
                 [
-                    ("srem", (keys.membership_key(group.repository), extra))
+                    command("SREM", keys.membership_key(group.repository), extra)
                     for group in emptied
                     for extra in group.extra_members
                 ]
             )
             left = self._step(
-                [("exists", (keys.membership_key(group.repository),)) for group in emptied]
+                [command("EXISTS", keys.membership_key(group.repository)) for group in emptied]
             )
             outcome.keys_deleted += sum(1 for exists in left if not exists)
         return outcome
@@ -217,7 +295,7 @@ class ClusterStore(Store):
         keys of one slot), all in one step: ``[keys_deleted, members, entries]`` per key."""
         script = self.scripts.clear_digests_batch
         args = (mode(clear), _GLOBAL)
-        replies = self._step([self._script_call(script, key, *args) for key in global_keys])
+        replies = self._step([self._script(script, key, *args) for key in global_keys])
         return [
             [int(value) for value in self._redo(reply, script, key, *args)]
             for key, reply in zip(global_keys, replies, strict=True)
@@ -247,10 +325,14 @@ class ClusterStore(Store):
                 outcomes[name] = DigestsOutcome(0, 0, [0] * len(groups[name]))
             else:
                 outcomes[name] = corrupt_membership(name)
-        leave = "srem" if clear else "sismember"
+        leave = "SREM" if clear else "SISMEMBER"
         flags = iter(
             self._step(
-                [(leave, (keys.membership_key(name), d)) for name in live for d in groups[name]]
+                [
+                    command(leave, keys.membership_key(name), digest)
+                    for name in live
+                    for digest in groups[name]
+                ]
             )
         )
         members = {name: [bool(next(flags)) for _ in groups[name]] for name in live}
@@ -260,9 +342,9 @@ class ClusterStore(Store):
             for digest, member in zip(groups[name], members[name], strict=True)
             if member
         ]
-        touch = "delete" if clear else "exists"
+        touch = "DEL" if clear else "EXISTS"
         hashes = iter(
-            self._step([(touch, (keys.repository_key(name, digest),)) for name, digest in held])
+            self._step([command(touch, keys.repository_key(name, digest)) for name, digest in held])
         )
         globals_cleared = iter(self._globals([keys.global_key(d) for _, d in held], clear))
         for name in live:
@@ -277,7 +359,7 @@ class ClusterStore(Store):
             outcomes[name] = outcome
         if clear:
             emptied = [name for name in live if any(members[name])]
-            left = self._step([("exists", (keys.membership_key(name),)) for name in emptied])
+            left = self._step([command("EXISTS", keys.membership_key(name)) for name in emptied])
             for name, exists in zip(emptied, left, strict=True):
                 emptied_outcome = outcomes[name]
                 if not exists and isinstance(emptied_outcome, DigestsOutcome):
@@ -296,7 +378,7 @@ class ClusterStore(Store):
         }
         asked = [(name, digest) for name, digest in pairs if is_set[name]]
         replies = iter(
-            self._step([("sismember", (keys.membership_key(n), d)) for n, d in asked])
+            self._step([command("SISMEMBER", keys.membership_key(n), d) for n, d in asked])
         )
         member = [bool(next(replies)) if is_set[name] else False for name, _ in pairs]
         wanted = [not (entries == ORPHANS and held) for held in member]
@@ -311,7 +393,7 @@ class ClusterStore(Store):
         kinds = iter(
             self._step(
                 [
-                    ("type", (keys.repository_key(name, digest),))
+                    command("TYPE", keys.repository_key(name, digest))
                     for (name, digest), go in zip(pairs, wanted, strict=True)
                     if go
                 ]
@@ -327,43 +409,36 @@ class ClusterStore(Store):
             flags.append(flag)
         sets_deleted = 0
         if clear:
+            chosen = list(zip(pairs, flags, strict=True))
             self._step(
                 [
-                    ("srem", (keys.membership_key(name), digest))
-                    for (name, digest), flag in zip(pairs, flags, strict=True)
+                    command("SREM", keys.membership_key(name), digest)
+                    for (name, digest), flag in chosen
                     if flag & PRESENT
                 ]
             )
             self._step(
                 [
-                    ("delete", (keys.repository_key(name, digest),))
-                    for (name, digest), flag in zip(pairs, flags, strict=True)
+                    command("DEL", keys.repository_key(name, digest))
+                    for (name, digest), flag in chosen
                     if flag & HASH_DELETED
                 ]
             )
             live = [name for name in names if is_set[name]]
-            left = self._step([("exists", (keys.membership_key(name),)) for name in live])
+            left = self._step([command("EXISTS", keys.membership_key(name)) for name in live])
             sets_deleted = sum(1 for exists in left if not exists)
         return ReconcileOutcome(sets_deleted, flags)
 
     def reconcile_globals(self, global_keys: Sequence[str], clear: bool) -> list[int]:
         script = self.scripts.reconcile_batch
         args = (mode(clear), _GLOBALS)
-        replies = self._step([self._script_call(script, key, *args) for key in global_keys])
+        replies = self._step([self._script(script, key, *args) for key in global_keys])
         return [
             int(self._redo(reply, script, key, *args)[1])
             for key, reply in zip(global_keys, replies, strict=True)
         ]
 
     # --- reads ---
-
-    def read_each(self, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-        if not calls:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for name, args in calls:
-            getattr(pipe, name)(*args)
-        return list(pipe.execute(raise_on_error=False))
 
     def on_primaries(self, command: str, *args: Any) -> dict[str, Any]:
         return dict(getattr(self.client, command)(*args, target_nodes=self.client.PRIMARIES))

@@ -150,14 +150,6 @@ class ScriptedStore(Store):
         )
         return [int(flag) for flag in flags]
 
-    def read_each(self, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-        if not calls:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for name, args in calls:
-            getattr(pipe, name)(*args)
-        return list(pipe.execute(raise_on_error=False))
-
     def on_primaries(self, command: str, *args: Any) -> dict[str, Any]:
         return {"": getattr(self.client, command)(*args)}
 
