@@ -470,12 +470,16 @@ def clear_entries(
             for name, outcome in outcomes.items():
                 if isinstance(outcome, DescriptorCorrupt):
                     result.corrupt += len(groups[name])
+                    metrics.count_operations(
+                        metrics.CLEAR, metrics.REPOSITORY, metrics.CORRUPT, len(groups[name])
+                    )
                     if on_corrupt is not None:
                         on_corrupt(name, groups[name], outcome)
                     continue
                 cleared = sum(1 for count in outcome if count)
                 result.cleared += cleared
                 result.unknown += len(outcome) - cleared
+                _count_clears(name, groups[name], outcome)
                 _announce(cache, groups[name], outcome, name)
 
     run.complete(walk)

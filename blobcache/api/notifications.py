@@ -24,6 +24,7 @@ import hmac
 import logging
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from blobcache import actor, bulk
+from blobcache import actor, audit, bulk, metrics
 from blobcache.api import exceptions as api_exceptions
 from blobcache.api.content import DescriptorJSONParser, JSONOnlyNegotiation
 from blobcache.api.reconcile import REQUEST_INVALID
@@ -52,6 +53,7 @@ from blobcache.exceptions import (
     DigestInvalid,
     NameInvalid,
 )
+from blobcache.models import NOTIFICATIONS, REPOSITORY_SCOPE, UNAVAILABLE
 from blobcache.reference import validate_repository_name
 
 logger = logging.getLogger(__name__)
@@ -113,8 +115,9 @@ class Outcome:
     corrupt: int = 0
 
 
-def deletes_in(envelope: Any) -> tuple[list[tuple[str, str]], Outcome]:
-    """The (repository, digest) pairs an envelope deletes, each once, validated.
+def deletes_in(envelope: Any) -> tuple[list[tuple[str, str]], Outcome, Counter[str]]:
+    """The (repository, digest) pairs an envelope deletes, each once, validated, and the
+    actions of the events it ignores (counted in the metrics once the envelope is accepted).
 
     Raises ``ParseError`` for a body that is not an envelope at all; an odd event inside a
     valid envelope is ignored, since the registry would resend it forever.
@@ -123,15 +126,31 @@ def deletes_in(envelope: Any) -> tuple[list[tuple[str, str]], Outcome]:
         raise ParseError("the body is not a notification envelope: no events list")
     outcome = Outcome(events=len(envelope["events"]))
     targets: dict[tuple[str, str], None] = {}
+    ignored: Counter[str] = Counter()
     for event in envelope["events"]:
         if not isinstance(event, dict):
             raise ParseError("the body is not a notification envelope: an event is not an object")
-        pair = _delete_target(event.get("action"), event.get("target"))
+        action = event.get("action")
+        pair = _delete_target(action, event.get("target"))
         if pair is None or pair in targets:
             outcome.ignored += 1
+            ignored[action if isinstance(action, str) else ""] += 1
         else:
             targets[pair] = None
-    return list(targets), outcome
+    return list(targets), outcome, ignored
+
+
+def sender_of(request: Request, envelope: dict[str, Any]) -> str:
+    """The registry instance that sent the envelope, as the audit log names it.
+
+    Events carry the sending instance's address in ``source.addr`` (its host name and the port
+    of its ``http.addr``); the peer address stands in when they do not.
+    """
+    for event in envelope["events"]:
+        source = event.get("source") if isinstance(event, dict) else None
+        if isinstance(source, dict) and isinstance(source.get("addr"), str) and source["addr"]:
+            return str(source["addr"])[:200]
+    return str(request.META.get("REMOTE_ADDR") or RegistrySender.username)
 
 
 def _delete_target(action: Any, target: Any) -> tuple[str, str] | None:
@@ -175,6 +194,8 @@ def clear_targets(
     outcome.cleared += result.cleared
     outcome.unknown += result.unknown
     outcome.corrupt += result.corrupt
+    for name in ("cleared", "unknown", "corrupt"):
+        metrics.count_notification_event(DELETE_ACTION, name, getattr(result, name))
     if result.cleared:
         logger.info("cleared %d entries after the registry deleted them", result.cleared)
     return outcome
@@ -232,6 +253,18 @@ class _Job:
             self.finished.set()
 
 
+class ReceiverBusy(api_exceptions.RegistryError):
+    """Every receiver slot of this process is taken: the envelope was not looked at."""
+
+    def __init__(self, max_jobs: int) -> None:
+        super().__init__(
+            CacheUnavailable.code,
+            f"the notifications receiver is busy: {max_jobs} envelopes are being cleared in "
+            "this process (NOTIFICATIONS_MAX_JOBS); retry later",
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+
 def within_deadline(
     work: Callable[[threading.Event, Callable[[int], None]], Outcome],
     timeout: float,
@@ -245,12 +278,7 @@ def within_deadline(
     and clearing twice is harmless.
     """
     if not _slots.take(max_jobs):
-        raise api_exceptions.RegistryError(
-            CacheUnavailable.code,
-            f"the notifications receiver is busy: {max_jobs} envelopes are being cleared in "
-            "this process (NOTIFICATIONS_MAX_JOBS); retry later",
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
+        raise ReceiverBusy(max_jobs)
     job = _Job(work)
     try:
         threading.Thread(target=job.run, name="blobcache-events", daemon=True).start()
@@ -360,7 +388,7 @@ class NotificationsView(APIView):
         check_length(request, limits.max_bytes)
         try:
             envelope = request.data
-            targets, outcome = deletes_in(envelope)
+            targets, outcome, ignored = deletes_in(envelope)
         except ParseError as error:
             raise api_exceptions.RegistryError(REQUEST_INVALID, str(error.detail)) from None
         if outcome.events > limits.max_events:
@@ -368,13 +396,50 @@ class NotificationsView(APIView):
                 f"the envelope has {outcome.events} events, more than NOTIFICATIONS_MAX_EVENTS"
                 f" ({limits.max_events})"
             )
+        for action, count in ignored.items():
+            metrics.count_notification_event(action, "ignored", count)
         if targets:
-            cache = get_descriptor_cache()
-            sender = getattr(request.user, "username", "") or RegistrySender.username
-
-            def work(stop: threading.Event, progress: Callable[[int], None]) -> Outcome:
-                with actor.acting_as(actor.NOTIFICATIONS, sender):
-                    return clear_targets(cache, targets, outcome, stop, progress)
-
-            outcome = within_deadline(work, limits.timeout, limits.max_jobs)
+            outcome = self.clear(request, envelope, targets, outcome, limits)
         return Response(asdict(outcome))
+
+    def clear(
+        self,
+        request: Request,
+        envelope: dict[str, Any],
+        targets: list[tuple[str, str]],
+        outcome: Outcome,
+        limits: ReceiverLimits,
+    ) -> Outcome:
+        """Clear the envelope's deletes within the deadline; one audit row for the envelope.
+
+        The row is written here, in the request's thread: a database connection opened by the
+        worker thread would outlive it. A busy receiver did nothing and records nothing.
+        """
+        cache = get_descriptor_cache()
+
+        def work(stop: threading.Event, progress: Callable[[int], None]) -> Outcome:
+            return clear_targets(cache, targets, outcome, stop, progress)
+
+        with actor.acting_as(actor.NOTIFICATIONS, sender_of(request, envelope)):
+            try:
+                outcome = within_deadline(work, limits.timeout, limits.max_jobs)
+            except ReceiverBusy:
+                metrics.count_notification_event(DELETE_ACTION, "unavailable", len(targets))
+                raise
+            except CacheUnavailable as error:
+                metrics.count_notification_event(DELETE_ACTION, "unavailable", len(targets))
+                audit.record(
+                    NOTIFICATIONS,
+                    scope=REPOSITORY_SCOPE,
+                    counts={"events": outcome.events, "deletes": len(targets)},
+                    outcome=UNAVAILABLE,
+                    detail=str(error),
+                )
+                raise
+            audit.record(
+                NOTIFICATIONS,
+                scope=REPOSITORY_SCOPE,
+                cleared=outcome.cleared,
+                counts=asdict(outcome),
+            )
+        return outcome

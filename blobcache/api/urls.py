@@ -2,7 +2,8 @@
 
 Repository names contain slashes, so the name is everything up to the last ``/blobs`` before
 the digest (``team/blobs/app`` routes as one name). The member listing comes first: a path
-ending in ``/blobs`` is always a listing, since no digest is spelled "blobs".
+ending in ``/blobs`` is always a listing, since no digest is spelled "blobs". A name matches
+any character, a newline too, so that every name reaches the view and its 400 ``NAME_INVALID``.
 """
 
 from __future__ import annotations
@@ -58,12 +59,12 @@ urlpatterns = [
         "repositories",
     ),
     *_both_slashes(
-        r"repositories/(?P<name>.+)/blobs",
+        r"repositories/(?P<name>(?s:.+))/blobs",
         views.RepositoryMemberViewSet.as_view({"get": "list", "delete": "clear"}),
         "repository-blobs",
     ),
     *_both_slashes(
-        r"repositories/(?P<name>.+)/blobs/(?P<digest>[^/]+)",
+        r"repositories/(?P<name>(?s:.+))/blobs/(?P<digest>[^/]+)",
         views.RepositoryDescriptorViewSet.as_view(_DESCRIPTOR),
         "repository-blob",
     ),

@@ -165,6 +165,14 @@ class TestMembers:
         assert all(len(page) <= 1 for page in pages)
         assert sorted(item["digest"] for page in pages for item in page) == sorted(digests)
 
+    @pytest.mark.parametrize("path", [MEMBERS, f"{MEMBERS}/{SHA256}"])
+    def test_a_name_with_a_newline_is_refused_as_a_name(self, api: APIClient, path: str) -> None:
+        response = api.get(path.replace("library/alpine", "library/al%0Apine"))
+        assert response.status_code == 400
+        assert response.json() == envelope(
+            "NAME_INVALID", "invalid reference format: 'library/al\\npine' is not a repository name"
+        )
+
     def test_empty_cursor_is_the_start(self, api: APIClient, redis_client: redis.Redis) -> None:
         link(redis_client, "library/alpine", SHA256, 5)
         assert api.get(f"{MEMBERS}?cursor=").json() == api.get(MEMBERS).json()

@@ -20,13 +20,14 @@ import redis
 from django.contrib.auth.models import User
 from django.test import Client
 
-from blobcache import Descriptor, actor, signals
+from blobcache import Descriptor, actor, metrics, signals
 from blobcache.api import notifications
 from blobcache.cache import DescriptorCache
 from blobcache.checks import E006, check_notifications_limits
 from blobcache.conf import blobcache_settings
 from tests.api.conftest import envelope
 from tests.api.test_unavailable import PrivateRedis, private_redis
+from tests.audit_state import audit_row, audit_rows
 from tests.redis_state import dump
 
 __all__ = ["private_redis"]
@@ -357,6 +358,21 @@ def blocked_signal() -> Iterator[threading.Event]:
         wait_for_idle_receiver()
 
 
+@pytest.fixture()
+def held_slot(
+    settings: Any, receiver: Client, shared: redis.Redis, blocked_signal: threading.Event
+) -> threading.Event:
+    """The receiver's only slot, held by an envelope that timed out while its job waits between
+    two batches; setting the event lets the job go on."""
+    settings.BLOBCACHE = {
+        **settings.BLOBCACHE,
+        "NOTIFICATIONS_TIMEOUT": 0.3,
+        "NOTIFICATIONS_MAX_JOBS": 1,
+    }
+    assert send(receiver, event("delete")).status_code == 503
+    return blocked_signal
+
+
 def wait_for_idle_receiver() -> None:
     """Until every receiver job of this process has ended (abandoned ones included)."""
     deadline = time.monotonic() + 10
@@ -435,7 +451,8 @@ class TestBounds:
             assert send(receiver, event("delete")).status_code == 200
         finally:
             signals.descriptor_cleared.disconnect(record)
-        assert seen == [actor.Actor(actor.NOTIFICATIONS, "registry")]
+        # Named by the instance address the registry puts in each event's source.
+        assert seen == [actor.Actor(actor.NOTIFICATIONS, "registry:5000")]
 
     def test_a_timed_out_run_starts_no_further_batch(
         self,
@@ -466,18 +483,8 @@ class TestBounds:
         assert dump(redis_client) == expected
 
     def test_saturated_receiver_is_busy_at_once_while_redis_is_healthy(
-        self,
-        settings: Any,
-        receiver: Client,
-        shared: redis.Redis,
-        blocked_signal: threading.Event,
+        self, receiver: Client, shared: redis.Redis, held_slot: threading.Event
     ) -> None:
-        settings.BLOBCACHE = {
-            **settings.BLOBCACHE,
-            "NOTIFICATIONS_TIMEOUT": 0.3,
-            "NOTIFICATIONS_MAX_JOBS": 1,
-        }
-        assert send(receiver, event("delete")).status_code == 503  # its job holds the slot
         before = dump(shared)
         started = time.monotonic()
         response = send(receiver, event("delete", digest=CONFIG))
@@ -492,7 +499,7 @@ class TestBounds:
         )
         assert dump(shared) == before
         assert shared.ping()
-        blocked_signal.set()
+        held_slot.set()
         wait_for_idle_receiver()
         response = send(receiver, event("delete", digest=CONFIG))
         assert (response.status_code, response.json()) == (200, outcome(events=1, cleared=1))
@@ -581,3 +588,93 @@ class TestLimitSettings:
             "NOTIFICATIONS_MAX_BYTES": 1,
         }
         assert check_notifications_limits() == []
+
+
+def events_counted(action: str, outcome: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "blobcache_notifications_events_total", {"action": action, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+@pytest.mark.django_db
+class TestAuditAndMetrics:
+    """One audit row per envelope that deletes something; every event counted by outcome."""
+
+    def test_one_row_and_the_events_by_outcome(self, receiver: Client, shared: redis.Redis) -> None:
+        counted = {
+            (action, name): events_counted(action, name)
+            for action, name in [
+                ("delete", "cleared"),
+                ("delete", "unknown"),
+                ("push", "ignored"),
+                ("pull", "ignored"),
+            ]
+        }
+        response = send(
+            receiver,
+            event("delete"),
+            event("delete", repository=ALPINE, digest=MANIFEST),
+            event("push"),
+            event("pull"),
+            event("pull"),
+        )
+        assert response.status_code == 200
+        counts = outcome(events=5, cleared=1, unknown=1, ignored=3)
+        assert response.json() == counts
+        assert audit_rows() == [
+            audit_row(
+                "notifications",
+                interface="notifications",
+                user="registry:5000",
+                scope="repository",
+                cleared=1,
+                counts=counts,
+            )
+        ]
+        assert {
+            key: events_counted(*key) - before for key, before in counted.items()
+        } == {
+            ("delete", "cleared"): 1,
+            ("delete", "unknown"): 1,
+            ("push", "ignored"): 1,
+            ("pull", "ignored"): 2,
+        }
+
+    def test_envelopes_without_deletes_write_no_row(
+        self, receiver: Client, shared: redis.Redis
+    ) -> None:
+        assert send(receiver, event("push"), event("pull")).status_code == 200
+        assert audit_rows() == []
+
+    def test_the_peer_names_a_sender_without_source(
+        self, receiver: Client, shared: redis.Redis
+    ) -> None:
+        anonymous = event("delete")
+        del anonymous["source"]
+        assert send(receiver, anonymous).status_code == 200
+        assert [row["user"] for row in audit_rows()] == ["127.0.0.1"]
+
+    @pytest.mark.standalone
+    def test_redis_down_is_recorded_unavailable(
+        self, receiver: Client, private_redis: PrivateRedis
+    ) -> None:
+        unavailable = events_counted("delete", "unavailable")
+        private_redis.stop()
+        assert send(receiver, event("delete"), event("delete", digest=CONFIG)).status_code == 503
+        (row,) = audit_rows()
+        assert row["outcome"] == "unavailable"
+        assert row["counts"] == {"events": 2, "deletes": 2}
+        assert row["cleared"] is None
+        assert events_counted("delete", "unavailable") - unavailable == 2
+
+    def test_a_busy_receiver_records_nothing(
+        self, receiver: Client, shared: redis.Redis, held_slot: threading.Event
+    ) -> None:
+        assert send(receiver, event("delete", digest=CONFIG)).status_code == 503  # busy
+        held_slot.set()
+        # The timed-out envelope is recorded (its first batch did clear); the busy one did
+        # nothing and is not.
+        (row,) = audit_rows()
+        assert (row["outcome"], row["counts"]) == ("unavailable", {"events": 1, "deletes": 1})
+        assert "took longer than 0.3 s (1 done)" in row["detail"]
