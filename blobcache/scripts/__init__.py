@@ -35,6 +35,12 @@ def _read(name: str) -> str:
 
 
 @cache
+def prelude() -> str:
+    """What every script starts with: the field names, then ``prelude.lua``."""
+    return _field_names() + _read("prelude")
+
+
+@cache
 def load(name: str) -> str:
     """The script ``name`` as sent to Redis: the prelude, then the script's own file."""
-    return _field_names() + _read("prelude") + _read(name)
+    return prelude() + _read(name)
