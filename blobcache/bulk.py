@@ -166,7 +166,8 @@ def _clear_sets(run: Run, names: list[str]) -> None:
         if isinstance(page, Exception):
             run.delete_corrupt(keys.membership_key(name))
             continue
-        cursor, found = int(page[0]), page[1]
+        next_cursor, found = page
+        cursor = int(next_cursor)
         if not found:
             continue  # emptied meanwhile, by the hashes of an earlier step
         if run.dry_run:
@@ -285,17 +286,16 @@ def _members_of(
     """Which digests of ``batch`` each set holds (one read per set, grouped per node)."""
     if not sets:
         return {}
-    calls: list[tuple[str, tuple[Any, ...]]] = []
-    for name in sets:
-        calls.append(("smismember", (keys.membership_key(name), list(batch))))
-        if run.dry_run:
-            calls.append(("scard", (keys.membership_key(name),)))
-    # A membership key of the wrong type answers WRONGTYPE: it holds no members.
+    calls: list[tuple[str, tuple[Any, ...]]] = [
+        ("smismember", (keys.membership_key(name), list(batch))) for name in sets
+    ]
+    if run.dry_run:
+        calls += [("scard", (keys.membership_key(name),)) for name in sets]
     replies = run.store.read_each(calls)
+    sizes = replies[len(sets) :] if run.dry_run else [None] * len(sets)
     hits: dict[str, list[str]] = {}
-    step = 2 if run.dry_run else 1
-    for index, name in enumerate(sets):
-        flags = replies[index * step]
+    for name, flags, size in zip(sets, replies[: len(sets)], sizes, strict=True):
+        # A membership key of the wrong type answers WRONGTYPE: it holds no members.
         if isinstance(flags, Exception):
             continue
         held = [digest for digest, flag in zip(batch, flags, strict=True) if int(flag)]
@@ -303,7 +303,7 @@ def _members_of(
             continue
         hits[name] = held
         if run.dry_run:
-            left = remaining.get(name, int(replies[index * step + 1])) - len(held)
+            left = remaining.get(name, int(size)) - len(held)
             remaining[name] = left
             if left == 0:
                 run.count_would_delete(deleted_keys=1)

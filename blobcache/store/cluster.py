@@ -205,14 +205,18 @@ class ClusterStore(Store):
                 ),
             ]
         )
-        written = [
+        # The key digest's own replies: its global hash, its repository hash, its membership.
+        global_existed, *fields = self._redo(
+            replies[0], self.scripts.set_global, global_keys[0], *args
+        )
+        for key, reply in zip(global_keys[1:], replies[1 : len(global_keys)], strict=True):
             self._redo(reply, self.scripts.set_global, key, *args)
-            for key, reply in zip(global_keys, replies[: len(global_keys)], strict=True)
-        ]
-        new_fields = replies[len(global_keys) :]
-        added = self._step([command("SADD", membership_key, member) for member in members])
-        existed = bool(written[0][0]) and not new_fields[0] and not added[-1]
-        return [int(existed), *written[0][1:], descriptor.media_type]
+        override_added = replies[len(global_keys)]
+        *_, member_added = self._step(
+            [command("SADD", membership_key, member) for member in members]
+        )
+        existed = bool(global_existed) and not override_added and not member_added
+        return [int(existed), *fields, descriptor.media_type]
 
     def clear_repository(
         self, membership_key: str, repository_key: str, global_key: str, digest: str
