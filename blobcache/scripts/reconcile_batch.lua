@@ -7,8 +7,8 @@
 --          'orphans': the same pairs, but only a hash whose digest is not a member goes; a
 --          member has its own batch, decided on its own storage check.
 --          'globals': KEYS are global hashes, cleared as the registry's global Clear does.
--- A membership key of another type holds no members here (the walk skips such sets); a global
--- key of another type goes, as with every global Clear.
+-- A membership key of another type holds no members here (the walk skips such sets); a hash of
+-- another type goes whole, as with every Clear.
 -- Returns {sets_deleted, f_1, ..., f_n}: membership sets that existed before and not after, and
 -- per entry a bit set: 1 the membership (for 'globals': descriptor fields) was there, 2 the
 -- hash key is deleted.
@@ -39,7 +39,7 @@ for i = 1, #KEYS / 2 do
         redis.call('SREM', set_key, digest)
       end
     end
-    if type_of(hash_key) == 'hash' then
+    if redis.call('EXISTS', hash_key) == 1 then
       flag = flag + 2
       if clear then
         redis.call('DEL', hash_key)

@@ -186,7 +186,8 @@ class Store(ABC):
         self, entries: str, pairs: Sequence[tuple[str, str]], clear: bool
     ) -> ReconcileOutcome:
         """Remove ``(repository, digest)`` entries storage does not back (:data:`MEMBERS` or
-        :data:`ORPHANS`); keys of another type are left alone."""
+        :data:`ORPHANS`). A membership key of another type holds no members (it is left alone);
+        a repository hash of another type goes whole, as with every Clear."""
 
     @abstractmethod
     def reconcile_globals(self, global_keys: Sequence[str], clear: bool) -> list[int]:

@@ -373,7 +373,7 @@ class ClusterStore(Store):
     def reconcile_repository(
         self, entries: str, pairs: Sequence[tuple[str, str]], clear: bool
     ) -> ReconcileOutcome:
-        """The script's semantics in steps: the sets' types, the memberships, the hashes' types,
+        """The script's semantics in steps: the sets' types, the memberships, the hashes,
         then (clearing) memberships before hashes, and the sets emptied."""
         names = list(dict.fromkeys(name for name, _ in pairs))
         is_set = {
@@ -394,10 +394,10 @@ class ClusterStore(Store):
                 if pair in seen:
                     wanted[index] = False
                 seen.add(pair)
-        kinds = iter(
+        hashes = iter(
             self._step(
                 [
-                    command("TYPE", keys.repository_key(name, digest))
+                    command("EXISTS", keys.repository_key(name, digest))
                     for (name, digest), go in zip(pairs, wanted, strict=True)
                     if go
                 ]
@@ -407,9 +407,7 @@ class ClusterStore(Store):
         for go, held in zip(wanted, member, strict=True):
             flag = 0
             if go:
-                flag = (PRESENT if held else 0) | (
-                    HASH_DELETED if keys.key_text(next(kinds)) == "hash" else 0
-                )
+                flag = (PRESENT if held else 0) | (HASH_DELETED if next(hashes) else 0)
             flags.append(flag)
         sets_deleted = 0
         if clear:

@@ -44,6 +44,23 @@ def test_an_entry_met_twice_in_a_reconcile_batch_is_cleared_once(
 
 
 @pytest.mark.parametrize("clear", [False, True], ids=["dry run", "clear"])
+def test_a_stale_repository_hash_of_another_type_goes_whole(
+    cache: DescriptorCache, redis_client: redis.Redis, clear: bool
+) -> None:
+    put(cache, D1)
+    redis_client.delete(f"{MEMBERSHIP}::{D1}")
+    redis_client.set(f"{MEMBERSHIP}::{D1}", "not a hash")
+    redis_client.set(f"{MEMBERSHIP}::{D2}", "not a hash either")
+    outcome = cache.store.reconcile_repository(MEMBERS, [(REPO, D1), (REPO, D2)], clear)
+    assert outcome == ReconcileOutcome(
+        sets_deleted=int(clear), flags=[PRESENT | HASH_DELETED, HASH_DELETED]
+    )
+    assert redis_client.exists(MEMBERSHIP, f"{MEMBERSHIP}::{D1}", f"{MEMBERSHIP}::{D2}") == (
+        0 if clear else 3
+    )
+
+
+@pytest.mark.parametrize("clear", [False, True], ids=["dry run", "clear"])
 def test_a_global_key_of_another_type_goes_whole_with_every_global_clear(
     cache: DescriptorCache, redis_client: redis.Redis, clear: bool
 ) -> None:
