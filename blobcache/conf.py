@@ -30,7 +30,10 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_CLASSES": None,
     # Seconds a client is told to wait (Retry-After) when Redis is unavailable.
     "RETRY_AFTER": 1,
-    # The registry's filesystem storage root, for reconciliation.
+    # The registry's storage for reconciliation: its config.yml "storage" section as a dict,
+    # e.g. {"s3": {"bucket": ..., "region": ...}} (see blobcache.storage.config).
+    "STORAGE": None,
+    # Shorthand for {"filesystem": {"rootdirectory": STORAGE_ROOT}}; STORAGE wins when set.
     "STORAGE_ROOT": None,
     # Shared secret expected from the registry's notification endpoint.
     "NOTIFICATIONS_SECRET": None,

@@ -1,9 +1,10 @@
 """Reconciliation: clear exactly the cache entries the registry's storage no longer backs.
 
-``registry garbage-collect`` and out-of-band deletions never touch Redis (SPEC B.8.4), so the
-registry keeps answering 200 for blobs that are gone, and registries before 3.1 bring a deleted
-blob back in the repository it was deleted from (B.7.1, B.8.3.3). Portals used to flush every
-key after GC; :func:`reconcile` compares each entry with storage instead:
+``registry garbage-collect`` and out-of-band deletions never touch Redis
+(distribution/distribution#2945, #4269), so the registry keeps answering 200 for blobs that are
+gone, and registries before 3.1 bring a deleted blob back in the repository it was deleted from
+(CVE-2026-35172). Portals used to flush every key after GC; :func:`reconcile` compares each
+entry with storage instead:
 
 * a repository's entry for a digest (its membership and its repository hash, cleared together)
   is backed while the repository links the digest (its ``_layers`` or its
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from blobcache import audit, keys, metrics, signals
+from blobcache import audit, keys, signals
 from blobcache.cache import (
     DescriptorCache,
     RepositoryScopedCache,
@@ -56,7 +57,13 @@ from blobcache.engine import (
 )
 from blobcache.models import RECONCILE, REPOSITORY_SCOPE
 from blobcache.reference import validate_repository_name
-from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
+from blobcache.storage import (
+    Storage,
+    StorageInvalid,
+    StorageUnavailable,
+    StorageView,
+    open_storage,
+)
 from blobcache.store.base import HASH_DELETED, MEMBERS, ORPHANS, PRESENT
 
 __all__ = [
@@ -120,6 +127,9 @@ class ReconcileResult:
     repository: str | None = None
     interrupted: bool = False
     skipped: int = 0
+    #: Requests made to storage: system calls for the filesystem, HTTP requests (retries
+    #: included) for an object store.
+    storage_requests: int = 0
     #: Empty when the caller took the entries through ``on_cleared``.
     entries: tuple[ClearedEntry, ...] = field(default=())
 
@@ -136,6 +146,7 @@ class ReconcileResult:
             "repository": self.repository,
             "reasons": {reason: self.counts.get(reason, 0) for reason in REASONS},
             "skipped": self.skipped,
+            "storage_requests": self.storage_requests,
         }
         if self.interrupted:
             summary["interrupted"] = True
@@ -155,7 +166,8 @@ class _Reconciliation:
     def __init__(
         self,
         cache: DescriptorCache,
-        storage: RegistryStorage,
+        storage: Storage,
+        view: StorageView,
         *,
         dry_run: bool,
         batch_size: int,
@@ -165,6 +177,10 @@ class _Reconciliation:
         self.client = cache.client
         self.store = cache.store
         self.storage = storage
+        # The walk asks the view (listings, for an object store); a batch's re-check asks
+        # storage itself, just before deleting.
+        self.view = view
+        self.requests_before = storage.requests
         self.dry_run = dry_run
         self.batch_size = batch_size
         self.progress = progress
@@ -177,19 +193,25 @@ class _Reconciliation:
 
     # --- what storage backs ---
 
-    def repository_reason(self, repository: str, digest: str) -> str | None:
+    def repository_reason(
+        self, repository: str, digest: str, *, recheck: bool = False
+    ) -> str | None:
         """Why ``repository``'s entry for ``digest`` is stale, or None while storage backs it."""
-        linked = self.storage.linked_blob(repository, digest)
+        source: StorageView = self.storage if recheck else self.view
+        linked = source.linked_blob(repository, digest)
         if linked is None:
             return MEMBERSHIP_UNLINKED
-        if not self.storage.has_blob_data(linked):
+        if not source.has_blob_data(linked):
             return MEMBERSHIP_DATA_MISSING
         return None
 
-    def global_backed(self, digest: str, canonical: str | None = None) -> bool:
-        if self.storage.has_blob_data(digest):
+    def global_backed(
+        self, digest: str, canonical: str | None = None, *, recheck: bool = False
+    ) -> bool:
+        source: StorageView = self.storage if recheck else self.view
+        if source.has_blob_data(digest):
             return True
-        return canonical not in (None, digest) and self.storage.has_blob_data(canonical)
+        return canonical not in (None, digest) and source.has_blob_data(canonical)
 
     # --- bookkeeping ---
 
@@ -204,7 +226,6 @@ class _Reconciliation:
         else:
             self.collected.append(entry)
         if not self.dry_run:
-            metrics.count_reconcile_cleared(entry.reason)
             sender = DescriptorCache if entry.repository is None else RepositoryScopedCache
             signals.descriptor_cleared.send(
                 sender=sender, digest=entry.digest, repository=entry.repository
@@ -218,6 +239,7 @@ class _Reconciliation:
             repository=repository,
             interrupted=interrupted,
             skipped=self.skipped,
+            storage_requests=self.storage.requests - self.requests_before,
             entries=tuple(self.collected),
         )
 
@@ -353,7 +375,7 @@ class _Reconciliation:
         """Re-check storage, then clear the batch atomically; returns members removed."""
         confirmed: list[_Candidate] = []
         for repository, digest, reason in candidates:
-            now = self.repository_reason(repository, digest)
+            now = self.repository_reason(repository, digest, recheck=True)
             if now is not None:
                 confirmed.append((repository, digest, reason if kind == ORPHANS else now))
         if not confirmed:
@@ -387,7 +409,9 @@ class _Reconciliation:
         confirmed = [
             (key, digest)
             for key, digest, named in zip(global_keys, candidates, canonical, strict=True)
-            if not self.global_backed(digest, named if named and is_valid_digest(named) else None)
+            if not self.global_backed(
+                digest, named if named and is_valid_digest(named) else None, recheck=True
+            )
         ]
         if not confirmed:
             return
@@ -401,7 +425,7 @@ class _Reconciliation:
 
 
 def reconcile(
-    storage_root: str | os.PathLike[str],
+    storage: Storage | str | os.PathLike[str] | Mapping[str, Any] | None = None,
     *,
     repository: str | None = None,
     dry_run: bool = False,
@@ -410,13 +434,17 @@ def reconcile(
     on_cleared: Callable[[ClearedEntry], None] | None = None,
     cache: DescriptorCache | None = None,
 ) -> ReconcileResult:
-    """Clear the cache entries that the registry's filesystem storage no longer backs.
+    """Clear the cache entries that the registry's storage no longer backs.
 
     Call it after the registry's ``garbage-collect``, or after deleting from storage by hand.
+    ``storage`` is an opened :class:`~blobcache.storage.Storage` (used as it is), a filesystem
+    storage root, a registry ``storage`` section (``{"s3": {"bucket": ...}}``), or None for
+    the configured one (``BLOBCACHE["STORAGE"]`` or ``BLOBCACHE["STORAGE_ROOT"]``).
     With ``repository``, only that repository's entries are examined (its membership set, then
     its repository hashes); global entries, which every repository shares, are left alone.
     Everything is validated before the first Redis command: the name (``NameInvalid``), the
-    batch size (``ValueError``) and the storage root (``StorageInvalid``). A dry run changes
+    batch size (``ValueError``) and the storage (``StorageInvalid``, or its subclass
+    ``StorageUnconfigured`` when nothing usable is configured). A dry run changes
     nothing and reports what the real run would clear. ``progress`` receives the number of
     entries examined as the walk advances; ``on_cleared`` receives each cleared entry as its
     batch completes (the result's ``entries`` then stay empty, keeping memory bounded).
@@ -433,11 +461,30 @@ def reconcile(
     with audit.recording(RECONCILE, scope=scope, repository=repository, dry_run=dry_run) as entry:
         name = None if repository is None else validate_repository_name(repository)
         check_batch_size(batch_size)
-        storage = RegistryStorage.open(storage_root)
-        cache = cache if cache is not None else get_descriptor_cache()
+        opened = open_storage(storage)
+        try:
+            cache = cache if cache is not None else get_descriptor_cache()
+            return _run(opened, entry, name, cache, dry_run, batch_size, progress, on_cleared)
+        finally:
+            if opened is not storage:
+                opened.close()
+
+
+def _run(
+    storage: Storage,
+    entry: audit.PendingEntry,
+    name: str | None,
+    cache: DescriptorCache,
+    dry_run: bool,
+    batch_size: int,
+    progress: Progress | None,
+    on_cleared: Callable[[ClearedEntry], None] | None,
+) -> ReconcileResult:
+    with storage.snapshot() as view:
         run = _Reconciliation(
             cache,
             storage,
+            view,
             dry_run=dry_run,
             batch_size=batch_size,
             progress=progress,
@@ -461,4 +508,3 @@ def reconcile(
             entry.set_result(result)
             entry.counts = {**run.counts, "skipped": run.skipped}
         return result
-

@@ -219,3 +219,98 @@ def start_cluster(data_dir: Path, masters: int = 3, replicas_per_master: int = 1
     for client in clients:
         client.close()
     return topology
+
+
+# --- an S3-compatible server for tests: moto's standalone server (moto[server]) -----------------
+#
+# A separate process on a free loopback port speaking S3 over HTTP, so the code under test (and a
+# real registry with its s3 driver) talks to it exactly as to a bucket elsewhere; nothing in
+# boto3 is patched. One server per test session is enough: tests use their own buckets.
+
+#: Credentials moto accepts (any are, until authentication is switched on).
+S3_ACCESS_KEY = "blobcache-test"
+S3_SECRET_KEY = "blobcache-test-secret"
+S3_REGION = "us-east-1"
+
+
+@dataclass
+class S3Server:
+    """A running moto server; ``endpoint`` is its ``http://127.0.0.1:<port>``."""
+
+    process: Any
+    endpoint: str
+    port: int
+
+    def client(self, **config: Any) -> Any:
+        """A boto3 S3 client on this server (path-style, the test credentials)."""
+        import boto3
+        import botocore.config
+
+        return boto3.session.Session(
+            aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY
+        ).client(
+            "s3",
+            region_name=S3_REGION,
+            endpoint_url=self.endpoint,
+            config=botocore.config.Config(s3={"addressing_style": "path"}, **config),
+        )
+
+    def parameters(self, bucket: str, **extra: Any) -> dict[str, Any]:
+        """The registry's ``storage.s3`` parameters for ``bucket`` on this server."""
+        return {
+            "bucket": bucket,
+            "region": S3_REGION,
+            "regionendpoint": self.endpoint,
+            "accesskey": S3_ACCESS_KEY,
+            "secretkey": S3_SECRET_KEY,
+            "secure": False,
+            **extra,
+        }
+
+    def _post(self, path: str, body: bytes = b"") -> None:
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.endpoint}{path}",
+            data=body,
+            method="POST",
+            # Not a form: moto reads the raw body.
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+
+    def require_authentication(self, required: bool) -> None:
+        """Switch moto's IAM checks on (unknown keys then get 403) or off (the default)."""
+        self._post("/moto-api/reset-auth", b"0" if required else b"inf")
+
+    def reset(self) -> None:
+        """Forget every bucket."""
+        self._post("/moto-api/reset")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_s3_server(port: int | None = None) -> S3Server:
+    """Start ``python -m moto.server`` on 127.0.0.1 and wait until it answers."""
+    import subprocess
+    import sys
+
+    import port_for
+    from mirakuru import HTTPExecutor
+
+    port = port or int(port_for.select_random())
+    endpoint = f"http://127.0.0.1:{port}"
+    executor = HTTPExecutor(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        f"{endpoint}/moto-api/",
+        status=200,
+        timeout=60,
+        envvars={"MOTO_PORT": str(port)},
+        # Its request log would fill the test output; failures show up in the client's errors.
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    executor.start()
+    return S3Server(process=executor, endpoint=endpoint, port=port)

@@ -113,3 +113,13 @@ def stopped_redis(tmp_path: Any) -> Iterator[int]:
     server.stop()
     with override_settings(CACHES=caches_for(f"redis://127.0.0.1:{server.port}/0")):
         yield server.port
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """moto's standalone S3 server on a free loopback port, one per session."""
+    from blobcache.testing import start_s3_server
+
+    server = start_s3_server()
+    yield server
+    server.stop()

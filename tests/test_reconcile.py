@@ -34,6 +34,7 @@ from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailabl
 from blobcache.testing import Topology, start_cluster
 from tests.audit_state import audit_row, audit_rows
 from tests.redis_state import dump
+from tests.s3_tree import S3Tree
 from tests.topologies import django_settings_for, flush, raw_client_for
 
 OCTET = "application/octet-stream"
@@ -133,7 +134,7 @@ def stale(cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree) 
     return redis_client
 
 
-def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree) -> None:
+def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree | S3Tree) -> None:
     """One entry of each reason next to entries storage backs.
 
     - D1: pushed to library/alpine and team/app; team/app deleted it (its link is gone).
@@ -159,9 +160,15 @@ def by_reason(result: ReconcileResult) -> list[tuple[str, str | None, str]]:
 
 
 def assert_same_outcome(dry: ReconcileResult, real: ReconcileResult) -> None:
-    """A dry run reports the real run's counts and entries (SCAN order may differ)."""
+    """A dry run reports the real run's counts and entries (SCAN order may differ, and with it
+    how many storage checks a run needs: an orphan hash met after its member was cleared is
+    gone from the real run's walk)."""
     assert (dry.dry_run, real.dry_run) == (True, False)
-    assert dry.summary() == {**real.summary(), "dry_run": True}
+    assert dry.summary() == {
+        **real.summary(),
+        "dry_run": True,
+        "storage_requests": dry.storage_requests,
+    }
     assert by_reason(dry) == by_reason(real)
 
 
@@ -177,6 +184,11 @@ EXPECTED_DIGESTS = [
     {"reason": reason, "repository": repository, "digest": key_digest}
     for reason, repository, key_digest in EXPECTED_WHOLE
 ]
+#: populate_stale's storage checks on the filesystem (one system call each): alpine's D1 (link,
+#: data), D2 (link, data, and both again in the re-check), team/app's D1 (both link paths, twice),
+#: D3 (link, data) and orphan D4 (both link paths, twice); the global D1, D3, D6 (data) and D2, D5
+#: (data, twice).
+EXPECTED_STORAGE_REQUESTS = 2 + 4 + 4 + 2 + 4 + 3 + 2 * 2
 EXPECTED_REASONS = {
     MEMBERSHIP_UNLINKED: 1,
     MEMBERSHIP_DATA_MISSING: 1,
@@ -206,6 +218,7 @@ class TestReasons:
         # Keys: team/app's D1 and D4 hashes, alpine's D2 hash, the D2 and D5 global hashes.
         assert result.keys_deleted == 5
         assert (result.dry_run, result.interrupted, result.skipped) == (False, False, 0)
+        assert result.storage_requests == EXPECTED_STORAGE_REQUESTS
         after = dump(stale)
         gone = {
             f"repository::{APP}::blobs::{D1}",
@@ -321,6 +334,8 @@ class TestReasons:
                     0,
                 ),
                 "skipped": 0,
+                # A link and a data check per repository entry, a data check per global one.
+                "storage_requests": 3 * 2 + 4,
             }
         assert dump(redis_client) == before
 
@@ -564,6 +579,9 @@ class TestReporting:
                 GLOBAL_DATA_MISSING: 0,
             },
             "skipped": 0,
+            # D1: both link paths, walked and re-checked; D3: its link and data; D4: both link
+            # paths, walked and re-checked.
+            "storage_requests": 4 + 2 + 4,
             "digests": [
                 {"reason": MEMBERSHIP_UNLINKED, "repository": APP, "digest": D1},
                 {"reason": ORPHAN_REPOSITORY_HASH, "repository": APP, "digest": D4},

@@ -39,7 +39,6 @@ from blobcache import actor, audit, bulk, connection, keys, listing, statistics
 from blobcache.api.permissions import CHANGE, DELETE, VIEW
 from blobcache.cache import DescriptorCache, get_descriptor_cache, translate_redis_errors
 from blobcache.checks import REQUIRED_EVICTION_POLICY
-from blobcache.conf import blobcache_settings
 from blobcache.connection import describe_client
 from blobcache.descriptor import Descriptor
 from blobcache.digest import validate_digest
@@ -64,6 +63,7 @@ from blobcache.models import (
 from blobcache.reconcile import REASONS, ClearedEntry, reconcile
 from blobcache.reference import NAME_MAX_LENGTH, validate_repository_name
 from blobcache.storage import StorageInvalid, StorageUnavailable
+from blobcache.storage.config import configured_description, is_configured
 
 #: Rows on one page of a listing (members, repositories, reconcile entries).
 PAGE_SIZE = 100
@@ -697,30 +697,28 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
     def reconcile_view(self, request: HttpRequest) -> HttpResponse:
         """GET shows the last report; POST runs a dry run and stores its report."""
         self.require(request, VIEW)
-        root = blobcache_settings.STORAGE_ROOT
         if request.method == "POST":
             self.require(request, DELETE)
-            if not root:
+            if not is_configured():
                 return HttpResponseRedirect(self.url("reconcile"))
             repository = request.POST.get("repository", "").strip() or None
             try:
-                self.run_reconcile(request, root, repository, dry_run=True)
-            except (StorageInvalid, StorageUnavailable) as error:
-                # As the API answers: the server's storage may come back, so 503.
-                return self.reconcile_page(request, error.message, 503)
-            except NameInvalid as error:
-                return self.reconcile_page(request, error.message, 400)
+                self.run_reconcile(request, repository, dry_run=True)
+            except (StorageInvalid, StorageUnavailable, NameInvalid) as error:
+                # With the status the API answers: 400 for settings naming no usable storage,
+                # 503 for storage that may come back.
+                return self.reconcile_page(request, error.message, error.status_code)
             return HttpResponseRedirect(self.url("reconcile"))
         return self.reconcile_page(request)
 
     def reconcile_page(
         self, request: HttpRequest, error: str = "", status: int = 200
     ) -> HttpResponse:
-        root = blobcache_settings.STORAGE_ROOT
         report = request.session.get(_SESSION_REPORT)
         number = _page_number(request)
         context: dict[str, Any] = {
-            "root": root,
+            # Where the configured storage is, read from the settings without opening it.
+            "root": configured_description(),
             "report": report,
             "reasons": REASONS,
             "error": error,
@@ -739,17 +737,16 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
 
     def reconcile_apply_view(self, request: HttpRequest) -> HttpResponse:
         self.require(request, DELETE)
-        root = blobcache_settings.STORAGE_ROOT
         report = request.session.get(_SESSION_REPORT)
-        if not root or not report or not report["summary"]["dry_run"]:
+        if not is_configured() or not report or not report["summary"]["dry_run"]:
             messages.warning(request, "Run a dry run first: apply follows its report.")
             return HttpResponseRedirect(self.url("reconcile"))
         repository = report["summary"]["repository"]
         if request.method == "POST":
             try:
-                self.run_reconcile(request, root, repository, dry_run=False)
+                self.run_reconcile(request, repository, dry_run=False)
             except (StorageInvalid, StorageUnavailable) as error:
-                return self.reconcile_page(request, error.message, 503)
+                return self.reconcile_page(request, error.message, error.status_code)
             return HttpResponseRedirect(self.url("reconcile"))
         summary = report["summary"]
         return self.render(
@@ -770,9 +767,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             },
         )
 
-    def run_reconcile(
-        self, request: HttpRequest, root: str, repository: str | None, *, dry_run: bool
-    ) -> None:
+    def run_reconcile(self, request: HttpRequest, repository: str | None, *, dry_run: bool) -> None:
         token, handle = reports.create()
 
         def write(entry: ClearedEntry) -> None:
@@ -780,7 +775,8 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
 
         try:
             with as_admin(request):
-                result = reconcile(root, repository=repository, dry_run=dry_run, on_cleared=write)
+                # The configured storage, resolved as the API and the command resolve it.
+                result = reconcile(repository=repository, dry_run=dry_run, on_cleared=write)
         except BaseException:
             handle.close()
             os.unlink(reports.path(token))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -26,40 +27,16 @@ from rest_framework.response import Response
 from blobcache import exceptions as domain
 from blobcache.conf import blobcache_settings
 
-# Registry error codes the API answers with, beyond the domain errors' own codes.
-UNAUTHORIZED = "UNAUTHORIZED"
-DENIED = "DENIED"
-UNSUPPORTED = "UNSUPPORTED"
-TOOMANYREQUESTS = "TOOMANYREQUESTS"
-NOT_FOUND = "NOT_FOUND"
-PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
-CURSOR_INVALID = "CURSOR_INVALID"
-#: A body over a size limit (the registry has no code of its own for 413).
-REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
-UNKNOWN = "UNKNOWN"
-
-#: Status of each domain error; subclasses (SizeInvalid, DigestInvalidLength...) inherit theirs.
-DOMAIN_STATUS: list[tuple[type[domain.BlobCacheError], int]] = [
-    (domain.BlobUnknown, status.HTTP_404_NOT_FOUND),
-    (domain.DigestInvalid, status.HTTP_400_BAD_REQUEST),
-    (domain.NameInvalid, status.HTTP_400_BAD_REQUEST),
-    (domain.DescriptorInvalid, status.HTTP_400_BAD_REQUEST),
-    (domain.DescriptorCorrupt, status.HTTP_409_CONFLICT),
-    (domain.CacheUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+#: The registry code of each DRF error, first match wins. An authentication failure DRF answers
+#: with 403 (no challenge to send) is DENIED rather than UNAUTHORIZED, like the registry's.
+DRF_CODES: list[tuple[type[drf.APIException] | tuple[type[drf.APIException], ...], str]] = [
+    ((drf.NotAuthenticated, drf.AuthenticationFailed), domain.UNAUTHORIZED),
+    (drf.PermissionDenied, domain.DENIED),
+    ((drf.MethodNotAllowed, drf.UnsupportedMediaType, drf.NotAcceptable), domain.UNSUPPORTED),
+    (drf.Throttled, domain.TOOMANYREQUESTS),
+    ((drf.ParseError, drf.ValidationError), domain.DescriptorInvalid.code),
+    (drf.NotFound, domain.RouteNotFound.code),
 ]
-
-
-class RegistryError(drf.APIException):
-    """An API-level error that already knows its registry code (bad query parameters...)."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-
-    def __init__(self, code: str, message: str, *, detail: Any = None, status_code: int = 400):
-        super().__init__(message, code=code)
-        self.registry_code = code
-        self.message = message
-        self.registry_detail = detail
-        self.status_code = status_code
 
 
 #: Messages quote the offending input; a megabyte of name is not worth echoing back.
@@ -75,6 +52,15 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
 def _server_paths() -> list[tuple[str, str]]:
     """Absolute paths of this server that messages may name, each with the setting naming it."""
     paths: list[tuple[str, str]] = []
+    section = blobcache_settings.STORAGE
+    folder = section.get("filesystem") if isinstance(section, dict) else None
+    if isinstance(folder, dict) and isinstance(folder.get("rootdirectory"), str):
+        paths.append(
+            (
+                os.path.normpath(folder["rootdirectory"]),
+                "BLOBCACHE['STORAGE']['filesystem']['rootdirectory']",
+            )
+        )
     root = blobcache_settings.STORAGE_ROOT
     if root:
         paths.append((os.path.normpath(os.fspath(root)), "BLOBCACHE['STORAGE_ROOT']"))
@@ -106,21 +92,13 @@ def hide_server_paths(message: str) -> str:
 
 
 def _drf_code(exc: drf.APIException) -> str:
-    if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
-        return UNAUTHORIZED if exc.status_code == status.HTTP_401_UNAUTHORIZED else DENIED
-    if isinstance(exc, drf.PermissionDenied):
-        return DENIED
-    if isinstance(exc, (drf.MethodNotAllowed, drf.UnsupportedMediaType, drf.NotAcceptable)):
-        return UNSUPPORTED
-    if isinstance(exc, drf.Throttled):
-        return TOOMANYREQUESTS
-    if isinstance(exc, (drf.ParseError, drf.ValidationError)):
-        return domain.DescriptorInvalid.code
-    if isinstance(exc, drf.NotFound):
-        return NOT_FOUND
-    if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
-        return domain.CacheUnavailable.code
-    return UNKNOWN
+    code = next((code for kind, code in DRF_CODES if isinstance(exc, kind)), None)
+    if code == domain.UNAUTHORIZED and exc.status_code != status.HTTP_401_UNAUTHORIZED:
+        return domain.DENIED
+    if code is None:
+        unavailable = exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
+        return domain.UNAVAILABLE if unavailable else domain.UNKNOWN
+    return code
 
 
 def _message(exc: drf.APIException) -> str:
@@ -134,6 +112,16 @@ def _message(exc: drf.APIException) -> str:
 
 def _unavailable_headers() -> dict[str, str]:
     return {"Retry-After": str(blobcache_settings.RETRY_AFTER)}
+
+
+def _error_response(error: domain.BlobCacheError) -> Response:
+    # Every 503 is a state that passes (Redis, storage, configuration): say when to retry.
+    unavailable = error.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
+    return Response(
+        error_body(error.code, hide_server_paths(error.message), error.detail),
+        status=error.status_code,
+        headers=_unavailable_headers() if unavailable else None,
+    )
 
 
 def _is_redis_outage(exc: BaseException) -> bool:
@@ -151,44 +139,21 @@ def _is_redis_outage(exc: BaseException) -> bool:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render ``exc`` in the registry's envelope; ``None`` leaves a real bug to Django (500)."""
     if isinstance(exc, domain.BlobCacheError):
-        code_status = next(
-            (code for kind, code in DOMAIN_STATUS if isinstance(exc, kind)),
-            status.HTTP_500_INTERNAL_SERVER_ERROR,
-        )
-        outage = isinstance(exc, domain.CacheUnavailable)
-        return Response(
-            error_body(exc.code, hide_server_paths(exc.message), exc.detail),
-            status=code_status,
-            headers=_unavailable_headers() if outage else None,
-        )
+        return _error_response(exc)
     if _is_redis_outage(exc):
-        return Response(
-            error_body(domain.CacheUnavailable.code, domain.CacheUnavailable.default_message),
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers=_unavailable_headers(),
-        )
+        return _error_response(domain.CacheUnavailable())
     if isinstance(exc, RequestDataTooBig):
         # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE; a descriptor is tiny.
-        return Response(
-            error_body(
-                REQUEST_TOO_LARGE,
+        return _error_response(
+            domain.RequestTooLarge(
                 "the request body is larger than the server accepts "
-                f"(DATA_UPLOAD_MAX_MEMORY_SIZE, {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)",
-            ),
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                f"(DATA_UPLOAD_MAX_MEMORY_SIZE, {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)"
+            )
         )
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
-    if isinstance(exc, RegistryError):
-        # Every 503 is a state that passes (Redis, storage, configuration): say when to retry.
-        unavailable = exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
-        return Response(
-            error_body(exc.registry_code, hide_server_paths(exc.message), exc.registry_detail),
-            status=exc.status_code,
-            headers=_unavailable_headers() if unavailable else None,
-        )
     if not isinstance(exc, drf.APIException):
         return None
     headers: dict[str, str] = {}
@@ -205,6 +170,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     )
 
 
+class RegistryEnvelopeMixin:
+    """For every API view: errors answer in the registry's envelope through
+    :func:`exception_handler`, whatever the host's ``EXCEPTION_HANDLER``."""
+
+    def get_exception_handler(self) -> Callable[..., Response | None]:
+        return exception_handler
+
+
+def no_route(path: str) -> domain.RouteNotFound:
+    """The answer for a URL no route matches (or a route switched off, which must not differ)."""
+    return domain.RouteNotFound(f"no API route matches {path[:200]!r}")
+
+
 @csrf_exempt
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """The catch-all under the API's prefix: unknown URLs answer in the envelope too.
@@ -212,8 +190,9 @@ def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     CSRF-exempt because it changes nothing, and the middleware would otherwise answer an
     unknown POST with Django's HTML 403 page.
     """
+    error = no_route(request.path)
     return JsonResponse(
-        error_body(NOT_FOUND, f"no API route matches {request.path[:200]!r}"),
-        status=status.HTTP_404_NOT_FOUND,
+        error_body(error.code, error.message),
+        status=error.status_code,
         json_dumps_params={"separators": (",", ":")},
     )

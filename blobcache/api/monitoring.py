@@ -10,7 +10,6 @@ work before anyone can log in, and it names no address.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponse
@@ -31,21 +30,18 @@ from blobcache import health, metrics
 from blobcache.api import exceptions as api_exceptions
 from blobcache.api.content import JSONOnlyNegotiation
 from blobcache.api.permissions import VIEW
-from blobcache.api.reconcile import REQUEST_INVALID
 from blobcache.api.views import _classes
 from blobcache.conf import blobcache_settings
+from blobcache.exceptions import RequestInvalid
 
 
-class MonitoringView(APIView):
+class MonitoringView(api_exceptions.RegistryEnvelopeMixin, APIView):
     """JSON errors in the registry's envelope; no throttling (a scraper polls on a schedule)."""
 
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnlyNegotiation
     throttle_classes: list[Any] = []
     http_method_names = ["get", "head"]
-
-    def get_exception_handler(self) -> Callable[..., Response | None]:
-        return api_exceptions.exception_handler
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -124,11 +120,7 @@ class MetricsView(MonitoringView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if not metrics_exposed():
-            raise api_exceptions.RegistryError(
-                api_exceptions.NOT_FOUND,
-                f"no API route matches {request.path[:200]!r}",
-                status_code=status.HTTP_404_NOT_FOUND,
-            )
+            raise api_exceptions.no_route(request.path)
         super().initial(request, *args, **kwargs)
 
     @extend_schema(exclude=True)
@@ -154,9 +146,7 @@ class HealthView(MonitoringView):
     def get(self, request: Request, **kwargs: Any) -> Response:
         live = request.query_params.get("live", "0")
         if live not in LIVE_VALUES:
-            raise api_exceptions.RegistryError(
-                REQUEST_INVALID, f"live must be 1 or 0, not {live[:20]!r}"
-            )
+            raise RequestInvalid(f"live must be 1 or 0, not {live[:20]!r}")
         if LIVE_VALUES[live]:
             return Response({"status": "ok"})
         report = health.check()

@@ -1,11 +1,11 @@
 """``POST /api/notifications``: the receiver for the registry's notifications.
 
 Registries before 3.1 leave a deleted blob's membership in Redis and serve the blob again in
-that repository once another repository refills the global entry (SPEC B.7.1, B.8.3.3). The
-registry announces every blob and manifest ``delete`` to its notification endpoints, so this
-receiver clears that repository-scoped entry with 3.1+ semantics and closes the flaw without
-upgrading the registry. Point an endpoint at it (``notifications.endpoints[].url``) with the
-shared secret in ``headers``.
+that repository once another repository refills the global entry (CVE-2026-35172, fixed in
+distribution v3.1.0 by commit 5cda72868). The registry announces every blob and manifest
+``delete`` to its notification endpoints, so this receiver clears that repository-scoped entry
+with 3.1+ semantics and closes the flaw without upgrading the registry. Point an endpoint at it
+(``notifications.endpoints[].url``) with the shared secret in ``headers``.
 
 The registry delivers an endpoint's events one envelope at a time and retries a failed envelope
 until it succeeds, so this view answers 2xx for anything retrying cannot change (a replay, an
@@ -31,7 +31,6 @@ from typing import Any
 
 from django.db import connections
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed, ParseError
 from rest_framework.permissions import IsAuthenticated
@@ -43,7 +42,6 @@ from rest_framework.views import APIView
 from blobcache import actor, audit, bulk, metrics
 from blobcache.api import exceptions as api_exceptions
 from blobcache.api.content import DescriptorJSONParser, JSONOnlyNegotiation
-from blobcache.api.reconcile import REQUEST_INVALID
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.conf import blobcache_settings
 from blobcache.digest import validate_digest
@@ -52,6 +50,10 @@ from blobcache.exceptions import (
     DescriptorCorrupt,
     DigestInvalid,
     NameInvalid,
+    NotificationsUnconfigured,
+    ReceiverBusy,
+    RequestInvalid,
+    RequestTooLarge,
 )
 from blobcache.models import NOTIFICATIONS, REPOSITORY_SCOPE, UNAVAILABLE
 from blobcache.reference import validate_repository_name
@@ -59,7 +61,6 @@ from blobcache.reference import validate_repository_name
 logger = logging.getLogger(__name__)
 
 EVENTS_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
-NOTIFICATIONS_UNCONFIGURED = "NOTIFICATIONS_UNCONFIGURED"
 DELETE_ACTION = "delete"
 
 
@@ -80,15 +81,11 @@ class RegistrySender:
 class NotificationSecretAuthentication(BaseAuthentication):
     """The configured header must carry exactly the configured secret."""
 
-    def authenticate(self, request: Request) -> tuple[RegistrySender, None]:
+    def authenticate(self, request: Request) -> tuple[RegistrySender, None] | None:
         secret = blobcache_settings.NOTIFICATIONS_SECRET
         if not secret:
-            # Never accept deletes from anyone when no secret is set: the receiver is off.
-            raise api_exceptions.RegistryError(
-                NOTIFICATIONS_UNCONFIGURED,
-                "the notifications receiver is off: set BLOBCACHE['NOTIFICATIONS_SECRET']",
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
+            # Without a secret nobody is the registry (the view answers that the receiver is off).
+            return None
         header = blobcache_settings.NOTIFICATIONS_HEADER
         provided = request.headers.get(header)
         if provided is None:
@@ -253,18 +250,6 @@ class _Job:
             self.finished.set()
 
 
-class ReceiverBusy(api_exceptions.RegistryError):
-    """Every receiver slot of this process is taken: the envelope was not looked at."""
-
-    def __init__(self, max_jobs: int) -> None:
-        super().__init__(
-            CacheUnavailable.code,
-            f"the notifications receiver is busy: {max_jobs} envelopes are being cleared in "
-            "this process (NOTIFICATIONS_MAX_JOBS); retry later",
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-
-
 def within_deadline(
     work: Callable[[threading.Event, Callable[[int], None]], Outcome],
     timeout: float,
@@ -340,14 +325,6 @@ def receiver_limits() -> ReceiverLimits:
     return ReceiverLimits(float(timeout), *counts)
 
 
-def too_large(message: str) -> api_exceptions.RegistryError:
-    return api_exceptions.RegistryError(
-        api_exceptions.REQUEST_TOO_LARGE,
-        message,
-        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    )
-
-
 def check_length(request: Request, limit: int) -> None:
     """Refuse a body over NOTIFICATIONS_MAX_BYTES from its Content-Length, before reading it."""
     try:
@@ -355,12 +332,12 @@ def check_length(request: Request, limit: int) -> None:
     except ValueError:
         length = 0  # Django then reads no body at all
     if length > limit:
-        raise too_large(
+        raise RequestTooLarge(
             f"the envelope has {length} bytes, more than NOTIFICATIONS_MAX_BYTES ({limit})"
         )
 
 
-class NotificationsView(APIView):
+class NotificationsView(api_exceptions.RegistryEnvelopeMixin, APIView):
     """Receives the registry's event envelopes and clears what its deletes left in Redis."""
 
     renderer_classes = [JSONRenderer]
@@ -371,8 +348,13 @@ class NotificationsView(APIView):
     throttle_classes: list[Any] = []
     http_method_names = ["post"]
 
-    def get_exception_handler(self) -> Callable[..., Response | None]:
-        return api_exceptions.exception_handler
+    def perform_authentication(self, request: Request) -> None:
+        # Never accept deletes from anyone when no secret is set: the receiver is off.
+        if not blobcache_settings.NOTIFICATIONS_SECRET:
+            raise NotificationsUnconfigured(
+                "the notifications receiver is off: set BLOBCACHE['NOTIFICATIONS_SECRET']"
+            )
+        super().perform_authentication(request)
 
     # The registry's webhook, not part of the API clients use (and not their authentication).
     @extend_schema(exclude=True)
@@ -380,19 +362,15 @@ class NotificationsView(APIView):
         try:
             limits = receiver_limits()
         except ValueError as error:
-            raise api_exceptions.RegistryError(
-                NOTIFICATIONS_UNCONFIGURED,
-                f"the notifications receiver is off: {error}",
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            ) from None
+            raise NotificationsUnconfigured(f"the notifications receiver is off: {error}") from None
         check_length(request, limits.max_bytes)
         try:
             envelope = request.data
             targets, outcome, ignored = deletes_in(envelope)
         except ParseError as error:
-            raise api_exceptions.RegistryError(REQUEST_INVALID, str(error.detail)) from None
+            raise RequestInvalid(str(error.detail)) from None
         if outcome.events > limits.max_events:
-            raise too_large(
+            raise RequestTooLarge(
                 f"the envelope has {outcome.events} events, more than NOTIFICATIONS_MAX_EVENTS"
                 f" ({limits.max_events})"
             )

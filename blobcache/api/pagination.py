@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from blobcache.api.exceptions import CURSOR_INVALID, PAGINATION_NUMBER_INVALID, RegistryError
+from blobcache.exceptions import CursorInvalid, PaginationNumberInvalid
 from blobcache.listing import MAX_PAGE_SIZE, Page, PositionInvalid, ScanPosition
 
 Walk = Callable[[ScanPosition, int], Page[Any]]
@@ -41,8 +41,7 @@ class ScanCursorPagination(BasePagination):
         try:
             return ScanPosition.decode(raw)
         except PositionInvalid:
-            raise RegistryError(
-                CURSOR_INVALID,
+            raise CursorInvalid(
                 f"cursor must be the cursor of a previous page's next link, got {raw[:40]!r}",
                 detail={"parameter": self.cursor_query_param},
             ) from None
@@ -53,16 +52,14 @@ class ScanCursorPagination(BasePagination):
             return self.page_size
         digits = raw.lstrip("0") if _DIGITS.fullmatch(raw) else ""
         if not digits:
-            raise RegistryError(
-                PAGINATION_NUMBER_INVALID,
+            raise PaginationNumberInvalid(
                 f"page_size must be a positive integer, got {raw[:40]!r}",
                 detail={"parameter": self.page_size_query_param},
             )
         # Compared as text first: int() of a few thousand digits is refused by Python. Refused
         # rather than clamped: a client asking for more learns the limit instead of guessing it.
         if len(digits) > len(str(self.max_page_size)) or int(digits) > self.max_page_size:
-            raise RegistryError(
-                PAGINATION_NUMBER_INVALID,
+            raise PaginationNumberInvalid(
                 f"page_size must be at most {self.max_page_size}, got {raw[:40]!r}",
                 detail={"parameter": self.page_size_query_param},
             )

@@ -1,10 +1,11 @@
 """``POST /api/reconcile``: the reconciliation a portal starts after its garbage-collect job.
 
-The storage root comes from ``BLOBCACHE["STORAGE_ROOT"]``, never from the request: a client
-must not be able to point the server at another folder, and an empty one would make every cached
-blob look deleted. Status codes follow one rule: 503 when retrying later may help (Redis down,
-the configured storage unreadable or not mounted yet, ``STORAGE_INVALID`` or
-``STORAGE_UNAVAILABLE``), 400 when it never will. A server without a storage root answers 400
+The storage comes from ``BLOBCACHE["STORAGE"]`` (or the ``STORAGE_ROOT`` shorthand), never from
+the request: a client must not be able to point the server at another folder or bucket, and an
+empty one would make every cached blob look deleted. Status codes follow one rule: 503 when
+retrying later may help (Redis down, the configured storage unreadable, not mounted yet or
+answering errors, ``STORAGE_INVALID`` or ``STORAGE_UNAVAILABLE``), 400 when it never will. A
+server without usable storage settings (none, or a driver blobcache cannot read) answers 400
 ``STORAGE_UNCONFIGURED``: this deployment does not offer reconciliation until its settings change.
 """
 
@@ -13,25 +14,20 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from blobcache.api.exceptions import RegistryError
 from blobcache.api.permissions import DELETE
 from blobcache.api.serializers import unknown_field
 from blobcache.api.views import EXAMPLE_NAME, BlobCacheViewSet, _classes, _errors
 from blobcache.conf import blobcache_settings
-from blobcache.exceptions import NameInvalid
+from blobcache.exceptions import NameInvalid, RequestInvalid, StorageUnconfigured
 from blobcache.reconcile import REASONS, reconcile
 from blobcache.reference import validate_repository_name
-from blobcache.storage import StorageInvalid, StorageUnavailable
-
-#: A body that is not the documented JSON object (malformed JSON, wrong types, unknown fields).
-REQUEST_INVALID = "REQUEST_INVALID"
-STORAGE_UNCONFIGURED = "STORAGE_UNCONFIGURED"
+from blobcache.storage.config import is_configured
 
 _FIELDS = ("repository", "dry_run")
 
@@ -79,11 +75,15 @@ class ReconcileResultSerializer(serializers.Serializer):
     skipped = serializers.IntegerField(
         min_value=0, help_text="Entries that cannot be checked against storage, left alone."
     )
+    storage_requests = serializers.IntegerField(
+        min_value=0,
+        help_text="Requests made to storage (system calls, or an object store's HTTP requests).",
+    )
     digests = ClearedEntrySerializer(many=True)
 
 
-def _invalid(message: str, field: str | None = None) -> RegistryError:
-    return RegistryError(REQUEST_INVALID, message, detail={"field": field} if field else None)
+def _invalid(message: str, field: str | None = None) -> RequestInvalid:
+    return RequestInvalid(message, detail={"field": field} if field else None)
 
 
 def options_from(data: Any) -> tuple[str | None, bool]:
@@ -105,7 +105,7 @@ def options_from(data: Any) -> tuple[str | None, bool]:
         try:
             validate_repository_name(repository)
         except NameInvalid as error:
-            raise RegistryError(error.code, error.message, detail={"field": "repository"}) from None
+            raise error.extended(field="repository") from None
     dry_run = data.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise _invalid("dry_run must be true or false", "dry_run")
@@ -128,9 +128,9 @@ class ReconcileViewSet(BlobCacheViewSet):
             "Removes each repository's membership and repository hash for digests the "
             "repository no longer links (or whose data is gone), and global entries whose blob "
             "data is gone; never an entry that storage still backs. Needs the permission "
-            "blobcache.delete_descriptor and BLOBCACHE['STORAGE_ROOT'] (else 400 "
-            "STORAGE_UNCONFIGURED). The call runs to completion; for very large registries "
-            "prefer the blobcache_reconcile command."
+            "blobcache.delete_descriptor and BLOBCACHE['STORAGE'] or BLOBCACHE['STORAGE_ROOT'] "
+            "(else 400 STORAGE_UNCONFIGURED). The call runs to completion; for very large "
+            "registries prefer the blobcache_reconcile command."
         ),
         operation_id="reconcile_create",
         request=ReconcileRequestSerializer,
@@ -150,21 +150,14 @@ class ReconcileViewSet(BlobCacheViewSet):
         except ParseError as error:
             raise _invalid(str(error.detail)) from None
         repository, dry_run = options_from(data)
-        root = blobcache_settings.STORAGE_ROOT
-        if not root:
-            raise RegistryError(
-                STORAGE_UNCONFIGURED,
-                "reconciliation needs BLOBCACHE['STORAGE_ROOT']: the registry's "
-                "storage.filesystem.rootdirectory",
-                status_code=status.HTTP_400_BAD_REQUEST,
+        if not is_configured():
+            raise StorageUnconfigured(
+                "reconciliation needs BLOBCACHE['STORAGE'] (the registry's storage section) or "
+                "BLOBCACHE['STORAGE_ROOT'] (its storage.filesystem.rootdirectory)"
             )
-        try:
-            # reconcile() records its own audit row, attributed to this user.
-            with self.acting():
-                result = reconcile(root, repository=repository, dry_run=dry_run, cache=self.cache)
-        except (StorageInvalid, StorageUnavailable) as error:
-            # The configured root is the server's business, and a mount may come back.
-            raise RegistryError(
-                error.code, error.message, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
-            ) from None
+        # reconcile() records its own audit row, attributed to this user. Its storage errors
+        # answer by their class: 400 for settings that name no usable storage, 503 for storage
+        # that may come back (the configured storage is the server's business).
+        with self.acting():
+            result = reconcile(repository=repository, dry_run=dry_run, cache=self.cache)
         return Response(result.as_dict())

@@ -41,14 +41,14 @@ def _field_error(error: BlobCacheError) -> serializers.ValidationError:
 
 
 class RegistryCodeMixin:
-    """A field whose every error (DRF's ``required`` and ``null`` too) has one registry code."""
+    """A field whose every error (DRF's ``required`` and ``null`` too) is one registry error."""
 
-    registry_code: str = DescriptorInvalid.code
+    registry_error: type[BlobCacheError] = DescriptorInvalid
 
 
 @extend_schema_field({"type": "string", "pattern": DIGEST_PATTERN})
 class DigestField(RegistryCodeMixin, serializers.CharField):
-    registry_code = DigestInvalid.code
+    registry_error = DigestInvalid
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("trim_whitespace", False)
@@ -67,7 +67,7 @@ class DigestField(RegistryCodeMixin, serializers.CharField):
 class SizeField(RegistryCodeMixin, serializers.IntegerField):
     """A JSON integer only: DRF's IntegerField would take ``"123"``, ``1.0`` and ``true``."""
 
-    registry_code = SizeInvalid.code
+    registry_error = SizeInvalid
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("min_value", 0)
@@ -90,7 +90,7 @@ class SizeField(RegistryCodeMixin, serializers.IntegerField):
     }
 )
 class MediaTypeField(RegistryCodeMixin, serializers.CharField):
-    registry_code = DescriptorInvalid.code
+    registry_error = DescriptorInvalid
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("trim_whitespace", False)
@@ -202,15 +202,13 @@ def unknown_field(data: dict[str, Any], expected: Sequence[str]) -> tuple[str, s
     return unknown[0], f"unknown field {unknown[0]!r}: expected {choices}"
 
 
-def first_error(serializer: serializers.Serializer) -> tuple[str, str, str | None]:
-    """The first failing check in the registry's order (digest, size, media type, consistency).
-
-    Returns ``(code, message, field)``: one error, like the registry's own answers.
-    """
+def first_error(serializer: serializers.Serializer) -> BlobCacheError:
+    """The first failing check in the registry's order (digest, size, media type, consistency),
+    as the error to raise: one error, like the registry's own answers, naming its field."""
     errors = serializer.errors
     for name, field in serializer.fields.items():
         if name in errors:
-            code = getattr(field, "registry_code", DescriptorInvalid.code)
-            return code, str(errors[name][0]), name
+            error_class = getattr(field, "registry_error", DescriptorInvalid)
+            return error_class(str(errors[name][0]), detail={"field": name})
     detail = (errors.get(api_settings.NON_FIELD_ERRORS_KEY) or ["invalid descriptor"])[0]
-    return DescriptorInvalid.code, str(detail), None
+    return DescriptorInvalid(str(detail))

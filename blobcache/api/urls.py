@@ -68,7 +68,7 @@ urlpatterns = [
         views.RepositoryDescriptorViewSet.as_view(_DESCRIPTOR),
         "repository-blob",
     ),
-    # Issue 5: reconciliation with the registry's storage, and the registry's notifications.
+    # Reconciliation with the registry's storage, and the registry's notifications.
     *_both_slashes("reconcile", ReconcileViewSet.as_view({"post": "create"}), "reconcile"),
     *_both_slashes("notifications", NotificationsView.as_view(), "notifications"),
     *_both_slashes("metrics", MetricsView.as_view(), "metrics"),

@@ -7,7 +7,7 @@ so a host project changes them without touching its global ``REST_FRAMEWORK`` be
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions as drf_exceptions
@@ -115,7 +116,7 @@ def _classes(configured: Any, default: list[Any]) -> list[Any]:
     return [import_string(item) if isinstance(item, str) else item for item in configured]
 
 
-class BlobCacheViewSet(GenericViewSet):
+class BlobCacheViewSet(api_exceptions.RegistryEnvelopeMixin, GenericViewSet):
     """What every blobcache view shares: JSON only, envelope errors, host-replaceable policies."""
 
     renderer_classes = [JSONRenderer]
@@ -142,9 +143,6 @@ class BlobCacheViewSet(GenericViewSet):
             [*api_settings.DEFAULT_THROTTLE_CLASSES, *SCOPED_THROTTLE_CLASSES],
         )
         return [cls() for cls in classes]
-
-    def get_exception_handler(self) -> Callable[..., Response | None]:
-        return api_exceptions.exception_handler
 
     def get_authenticate_header(self, request: Request) -> str:
         # A 401 must carry a challenge. With only session authentication DRF would answer 403
@@ -217,14 +215,9 @@ class DescriptorViewSet(BlobCacheViewSet):
         body = DescriptorWriteSerializer(data=data, context={"digest": digest})
         unknown = unknown_field(data, list(body.fields))
         if unknown is not None:
-            raise api_exceptions.RegistryError(
-                DescriptorInvalid.code, unknown[1], detail={"field": unknown[0]}
-            )
+            raise DescriptorInvalid(unknown[1], detail={"field": unknown[0]})
         if not body.is_valid():
-            code, message, field = first_error(body)
-            raise api_exceptions.RegistryError(
-                code, message, detail={"field": field} if field else None
-            )
+            raise first_error(body)
         return service.put(digest, body.to_descriptor())
 
     def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
@@ -246,6 +239,28 @@ _DESTROY_RESPONSES: dict[int, Any] = {
 }
 
 
+@extend_schema_view(
+    retrieve=extend_schema(
+        summary="Read a global descriptor",
+        parameters=[DIGEST_PARAMETER],
+        operation_id="blobs_retrieve",
+        responses=_RETRIEVE_RESPONSES,
+    ),
+    update=extend_schema(
+        summary="Set a global descriptor",
+        description="Size and digest are overwritten; the media type is set only if absent.",
+        parameters=[DIGEST_PARAMETER],
+        operation_id="blobs_update",
+        request=DescriptorWriteSerializer,
+        responses=_UPDATE_RESPONSES,
+    ),
+    destroy=extend_schema(
+        summary="Clear a global descriptor",
+        parameters=[DIGEST_PARAMETER],
+        operation_id="blobs_destroy",
+        responses=_DESTROY_RESPONSES,
+    ),
+)
 class GlobalDescriptorViewSet(DescriptorViewSet):
     """The registry-wide descriptor of a digest (``blobs::<digest>``)."""
 
@@ -255,55 +270,15 @@ class GlobalDescriptorViewSet(DescriptorViewSet):
     def audit_scope(self) -> dict[str, Any]:
         return {"scope": GLOBAL_SCOPE}
 
-    @extend_schema(
-        summary="Read a global descriptor",
-        parameters=[DIGEST_PARAMETER],
-        operation_id="blobs_retrieve",
-        responses=_RETRIEVE_RESPONSES,
-    )
-    def retrieve(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().retrieve(request, digest, **kwargs)
 
-    @extend_schema(
-        summary="Set a global descriptor",
-        description="Size and digest are overwritten; the media type is set only if absent.",
-        parameters=[DIGEST_PARAMETER],
-        operation_id="blobs_update",
-        request=DescriptorWriteSerializer,
-        responses=_UPDATE_RESPONSES,
-    )
-    def update(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().update(request, digest, **kwargs)
-
-    @extend_schema(
-        summary="Clear a global descriptor",
-        parameters=[DIGEST_PARAMETER],
-        operation_id="blobs_destroy",
-        responses=_DESTROY_RESPONSES,
-    )
-    def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().destroy(request, digest, **kwargs)
-
-
-class RepositoryDescriptorViewSet(DescriptorViewSet):
-    """A descriptor as one repository sees it (membership, global hash, repository hash)."""
-
-    def get_service(self) -> RepositoryScopedCache:
-        return self.cache.repository_scoped(self.kwargs["name"])
-
-    def audit_scope(self) -> dict[str, Any]:
-        return {"scope": REPOSITORY_SCOPE, "repository": self.kwargs["name"]}
-
-    @extend_schema(
+@extend_schema_view(
+    retrieve=extend_schema(
         summary="Read a repository-scoped descriptor",
         parameters=[NAME_PARAMETER, DIGEST_PARAMETER],
         operation_id="repository_blobs_retrieve",
         responses=_RETRIEVE_RESPONSES,
-    )
-    def retrieve(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().retrieve(request, digest, **kwargs)
-
-    @extend_schema(
+    ),
+    update=extend_schema(
         summary="Set a repository-scoped descriptor",
         description=(
             "Links the digest into the repository; a body digest of another algorithm also "
@@ -313,19 +288,23 @@ class RepositoryDescriptorViewSet(DescriptorViewSet):
         operation_id="repository_blobs_update",
         request=DescriptorWriteSerializer,
         responses=_UPDATE_RESPONSES,
-    )
-    def update(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().update(request, digest, **kwargs)
-
-    @extend_schema(
+    ),
+    destroy=extend_schema(
         summary="Clear a repository-scoped descriptor",
         description="Removes the membership, the repository hash and the global fields (3.1+).",
         parameters=[NAME_PARAMETER, DIGEST_PARAMETER],
         operation_id="repository_blobs_destroy",
         responses=_DESTROY_RESPONSES,
-    )
-    def destroy(self, request: Request, digest: str, **kwargs: Any) -> Response:
-        return super().destroy(request, digest, **kwargs)
+    ),
+)
+class RepositoryDescriptorViewSet(DescriptorViewSet):
+    """A descriptor as one repository sees it (membership, global hash, repository hash)."""
+
+    def get_service(self) -> RepositoryScopedCache:
+        return self.cache.repository_scoped(self.kwargs["name"])
+
+    def audit_scope(self) -> dict[str, Any]:
+        return {"scope": REPOSITORY_SCOPE, "repository": self.kwargs["name"]}
 
 
 class RepositoryMemberViewSet(BlobCacheViewSet):
@@ -371,13 +350,10 @@ class RepositoryMemberViewSet(BlobCacheViewSet):
         return Response(ClearedSerializer(counts).data)
 
 
-class EnvelopeErrorsMixin:
+class EnvelopeErrorsMixin(api_exceptions.RegistryEnvelopeMixin):
     """For the public schema and docs views: their errors (405...) use the envelope too."""
 
     request: Request
-
-    def get_exception_handler(self) -> Callable[..., Response | None]:
-        return api_exceptions.exception_handler
 
     def handle_exception(self, exc: Exception) -> Response:
         response: Response = super().handle_exception(exc)  # type: ignore[misc]

@@ -1,9 +1,10 @@
 """What every blobcache command shares: exit statuses, signals, output and progress.
 
-Exit statuses are a contract (issue 4): 0 success; 1 unknown digests, a corrupt entry or a
-refused confirmation; 2 invalid input or usage; 3 Redis unavailable; 128 + the signal number
-after SIGINT (130) or SIGTERM (143). Failures are raised as ``CommandError(returncode=...)`` so
-that ``call_command`` callers see them too; on the command line the message is printed as one
+Exit statuses are a contract (listed in :mod:`blobcache.exceptions`, where each error carries
+its own): 0 success; 1 unknown digests, a corrupt entry, unreadable storage or a refused
+confirmation; 2 invalid input or usage; 3 Redis unavailable; 128 + the signal number after
+SIGINT (130) or SIGTERM (143). Failures are raised as ``CommandError(returncode=...)`` so that
+``call_command`` callers see them too; on the command line the message is printed as one
 line, without Django's ``CommandError:`` prefix, so that "cannot reach Redis at host:port: ..."
 is exactly what an operator (or a script grepping stderr) reads.
 """
@@ -17,7 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -27,18 +28,34 @@ from blobcache.bulk import Progress
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.digest import validate_digest
 from blobcache.exceptions import (
+    EXIT_PARTIAL,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
     BlobCacheError,
     CacheUnavailable,
-    DescriptorCorrupt,
-    DescriptorInvalid,
     DigestInvalid,
-    NameInvalid,
 )
 from blobcache.models import REFUSED
 
-EXIT_PARTIAL = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
+# The exit statuses are defined with the errors; commands take them from here with the rest.
+__all__ = [
+    "EXIT_PARTIAL",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "MAX_BATCH_SIZE",
+    "BlobcacheCommand",
+    "ClearCounts",
+    "batch_size",
+    "confirm",
+    "integer",
+    "non_negative_int",
+    "plural",
+    "positive_int",
+    "read_digest_file",
+    "summary",
+    "validated_digests",
+]
+
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -47,13 +64,24 @@ _INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 MAX_BATCH_SIZE = 100_000
 
 
-def positive_int(text: str) -> int:
+def integer(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    value = integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
     return value
 
 
@@ -93,11 +121,13 @@ class BlobcacheCommand(BaseCommand):
             help="Output format (default: text).",
         )
 
-    def add_clear_arguments(self, parser: CommandParser) -> None:
-        """The options every clearing command takes (issue 4): dry run, no input, format, batch."""
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Count what would be cleared; change nothing."
-        )
+    def add_confirmation_arguments(
+        self,
+        parser: CommandParser,
+        dry_run_help: str = "Count what would be cleared; change nothing.",
+    ) -> None:
+        """The options of every command that deletes: a dry run, and no confirmation prompt."""
+        parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
         parser.add_argument(
             "--no-input",
             "--noinput",
@@ -105,6 +135,10 @@ class BlobcacheCommand(BaseCommand):
             dest="interactive",
             help="Do not ask for confirmation.",
         )
+
+    def add_clear_arguments(self, parser: CommandParser) -> None:
+        """The options every clearing command takes: dry run, no input, format, batch size."""
+        self.add_confirmation_arguments(parser)
         self.add_format_argument(parser)
         parser.add_argument(
             "--batch-size",
@@ -131,14 +165,8 @@ class BlobcacheCommand(BaseCommand):
                 self.run(*args, **options)
             except KeyboardInterrupt:
                 raise CommandError("interrupted", returncode=self.interrupt_status()) from None
-            except CacheUnavailable as error:
-                raise CommandError(self._scrub(str(error)), returncode=EXIT_UNAVAILABLE) from None
-            except (DigestInvalid, NameInvalid, DescriptorInvalid) as error:
-                raise CommandError(str(error), returncode=EXIT_USAGE) from None
-            except DescriptorCorrupt as error:
-                raise CommandError(str(error), returncode=EXIT_PARTIAL) from None
             except BlobCacheError as error:
-                raise CommandError(str(error), returncode=EXIT_PARTIAL) from None
+                raise CommandError(self._message(error), returncode=error.exit_status) from None
 
     def run(self, *args: Any, **options: Any) -> None:
         raise NotImplementedError
@@ -155,10 +183,9 @@ class BlobcacheCommand(BaseCommand):
     def interrupt_name(self) -> str:
         return signal.Signals(self.interrupted_by or signal.SIGINT).name
 
-    def stop_if_interrupted(self, result: Any) -> None:
+    def stop_if_interrupted(self, result: ClearCounts) -> None:
         """After an interrupted clear (its summary already printed): say how far it got, on
-        standard error, and end with 130 or 143. ``result`` has ``interrupted``, ``dry_run``,
-        ``cleared`` and ``keys_deleted``."""
+        standard error, and end with 130 or 143."""
         if not result.interrupted:
             return
         done = "counted" if result.dry_run else "cleared"
@@ -221,6 +248,10 @@ class BlobcacheCommand(BaseCommand):
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
+    def _message(self, error: BlobCacheError) -> str:
+        # Only an outage's reason comes from the Redis driver, which may echo a URL.
+        return self._scrub(str(error)) if isinstance(error, CacheUnavailable) else str(error)
+
     def _scrub(self, message: str) -> str:
         # The message names host:port only, but a reason could echo a URL: never show a password.
         try:
@@ -235,8 +266,33 @@ class BlobcacheCommand(BaseCommand):
         return " ".join(message.splitlines())
 
 
+class ClearCounts(Protocol):
+    """What a clearing run reports, whichever operation it was (a clear, a reconciliation)."""
+
+    @property
+    def dry_run(self) -> bool: ...
+
+    @property
+    def interrupted(self) -> bool: ...
+
+    @property
+    def cleared(self) -> int: ...
+
+    @property
+    def keys_deleted(self) -> int: ...
+
+
 def plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
+
+
+def summary(result: ClearCounts) -> str:
+    """The first line of a clearing command's report, without its closing punctuation."""
+    entries = plural(result.cleared, "descriptor entry", "descriptor entries")
+    keys = plural(result.keys_deleted, "key", "keys")
+    if result.dry_run:
+        return f"Dry run: would clear {entries} and delete {keys}"
+    return f"Cleared {entries}, deleted {keys}"
 
 
 def _is_terminal(stream: Any) -> bool:

@@ -439,7 +439,10 @@ class TestReconcile:
     def test_unconfigured_says_so(self, clearer: Client, redis_client: Any, settings: Any) -> None:
         settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE_ROOT": None}
         body = text_of(clearer.get(url("reconcile")))
-        assert 'Reconciliation needs BLOBCACHE["STORAGE_ROOT"]' in body
+        assert (
+            'Reconciliation needs BLOBCACHE["STORAGE"] (the registry\'s storage section: '
+            'filesystem or s3) or BLOBCACHE["STORAGE_ROOT"]'
+        ) in body
         assert 'id="dry-run"' not in body
 
     def test_dry_run_pages_then_apply(

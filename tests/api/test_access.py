@@ -289,6 +289,50 @@ class TestPublicPages:
         }
         assert Client().get("/api/schema").status_code == 200
 
+    def test_schema_documents_each_descriptor_operation_of_both_scopes(self, db: Any) -> None:
+        # The descriptor viewsets share their methods; each scope's schema is its own.
+        schema = json.loads(Client().get("/api/schema/?format=json").content)
+        operations = {
+            (path, method): (
+                operation["operationId"],
+                operation["summary"],
+                sorted(operation["responses"]),
+                [parameter["name"] for parameter in operation["parameters"]],
+            )
+            for path in ("/api/blobs/{digest}", "/api/repositories/{name}/blobs/{digest}")
+            for method, operation in schema["paths"][path].items()
+        }
+        errors = ["400", "401", "403", "429", "503"]
+        read = sorted(["200", "404", "409", *errors])
+        write = sorted(["200", "201", "409", "413", "415", *errors])
+        clear = sorted(["204", "404", "409", *errors])
+        scoped = ["digest", "name"]
+        assert operations == {
+            ("/api/blobs/{digest}", "get"): (
+                "blobs_retrieve", "Read a global descriptor", read, ["digest"]
+            ),
+            ("/api/blobs/{digest}", "put"): (
+                "blobs_update", "Set a global descriptor", write, ["digest"]
+            ),
+            ("/api/blobs/{digest}", "delete"): (
+                "blobs_destroy", "Clear a global descriptor", clear, ["digest"]
+            ),
+            ("/api/repositories/{name}/blobs/{digest}", "get"): (
+                "repository_blobs_retrieve", "Read a repository-scoped descriptor", read, scoped
+            ),
+            ("/api/repositories/{name}/blobs/{digest}", "put"): (
+                "repository_blobs_update", "Set a repository-scoped descriptor", write, scoped
+            ),
+            ("/api/repositories/{name}/blobs/{digest}", "delete"): (
+                "repository_blobs_destroy", "Clear a repository-scoped descriptor", clear, scoped
+            ),
+        }
+        global_put = schema["paths"]["/api/blobs/{digest}"]["put"]
+        assert global_put["description"] == (
+            "Size and digest are overwritten; the media type is set only if absent."
+        )
+        assert "requestBody" in global_put
+
     def test_schema_as_json_is_shown_by_browsers_and_clients_get_what_they_got(
         self, db: Any
     ) -> None:

@@ -19,6 +19,8 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 from django.test import Client
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
 from blobcache import Descriptor, actor, metrics, signals
 from blobcache.api import notifications
@@ -249,6 +251,18 @@ class TestSecret:
             "the notifications receiver is off: set BLOBCACHE['NOTIFICATIONS_SECRET']",
         )
         assert dump(shared) == before
+
+    @pytest.mark.parametrize("secret", [None, ""])
+    def test_without_a_secret_the_authentication_accepts_nobody(
+        self, settings: Any, secret: str | None
+    ) -> None:
+        # A host reusing the authentication class elsewhere gets "not authenticated" (401),
+        # never a sender that matched an empty secret.
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "NOTIFICATIONS_SECRET": secret}
+        # The header carries exactly what comparing with the unset secret would match.
+        request = APIRequestFactory().post(URL, HTTP_AUTHORIZATION=str(secret))
+        authentication = notifications.NotificationSecretAuthentication()
+        assert authentication.authenticate(Request(request)) is None
 
 
 class TestMalformed:

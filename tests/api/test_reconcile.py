@@ -15,15 +15,18 @@ import redis
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from blobcache.cache import DescriptorCache
 from blobcache.reconcile import (
     GLOBAL_DATA_MISSING,
     MEMBERSHIP_DATA_MISSING,
     MEMBERSHIP_UNLINKED,
     ORPHAN_REPOSITORY_HASH,
 )
+from blobcache.testing import S3Server
 from tests.api.conftest import envelope
 from tests.api.test_unavailable import PrivateRedis, private_redis
 from tests.redis_state import dump
+from tests.s3_tree import S3Tree
 from tests.test_reconcile import (
     APP,
     D1,
@@ -31,13 +34,16 @@ from tests.test_reconcile import (
     D5,
     EXPECTED_DIGESTS,
     EXPECTED_REASONS,
+    EXPECTED_STORAGE_REQUESTS,
     StorageTree,
     in_order,
+    populate_stale,
     stale,
     tree,
 )
+from tests.test_storage_s3 import EXPECTED_S3_REQUESTS, bucket
 
-__all__ = ["private_redis", "stale", "tree"]  # fixtures shared with other test modules
+__all__ = ["bucket", "private_redis", "stale", "tree"]  # fixtures shared with other test modules
 
 URL = "/api/reconcile"
 NO_COUNTS = {
@@ -119,6 +125,7 @@ class TestResult:
             "repository": None,
             "reasons": EXPECTED_REASONS,
             "skipped": 0,
+            "storage_requests": EXPECTED_STORAGE_REQUESTS,
             "digests": EXPECTED_DIGESTS,
         }
         assert stale.exists(f"blobs::{D5}", f"repository::{APP}::blobs::{D4}") == 0
@@ -140,6 +147,9 @@ class TestResult:
             "repository": None,
             "reasons": NO_COUNTS,
             "skipped": 0,
+            # What is left: alpine's D1 and team/app's D3 (a link and data each), and the
+            # global D1, D3 and D6 (data each).
+            "storage_requests": 2 * 2 + 3,
             "digests": [],
         }
 
@@ -241,8 +251,8 @@ class TestErrors:
         assert response.status_code == 400
         assert response.json() == envelope(
             "STORAGE_UNCONFIGURED",
-            "reconciliation needs BLOBCACHE['STORAGE_ROOT']: the registry's "
-            "storage.filesystem.rootdirectory",
+            "reconciliation needs BLOBCACHE['STORAGE'] (the registry's storage section) or "
+            "BLOBCACHE['STORAGE_ROOT'] (its storage.filesystem.rootdirectory)",
         )
         assert dump(stale) == before
 
@@ -306,3 +316,108 @@ class TestErrors:
         (error,) = response.json()["errors"]
         assert error["code"] == "UNAVAILABLE"
         assert error["message"].startswith(f"cannot reach Redis at 127.0.0.1:{private_redis.port}")
+
+
+class TestConfiguredStorage:
+    """``BLOBCACHE["STORAGE"]``: the registry's storage section, filesystem or s3."""
+
+    def test_s3_section(
+        self,
+        api: APIClient,
+        cache: DescriptorCache,
+        redis_client: redis.Redis,
+        bucket: S3Tree,
+        settings: Any,
+    ) -> None:
+        populate_stale(cache, redis_client, bucket)
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE": bucket.section}
+        response = post(api)
+        assert response.status_code == 200
+        assert in_order(response.json()) == {
+            "cleared": 5,
+            "keys_deleted": 5,
+            "dry_run": False,
+            "repository": None,
+            "reasons": EXPECTED_REASONS,
+            "skipped": 0,
+            "storage_requests": EXPECTED_S3_REQUESTS,
+            "digests": EXPECTED_DIGESTS,
+        }
+
+    def test_storage_wins_over_storage_root(
+        self, api: APIClient, stale: redis.Redis, tree: StorageTree, settings: Any, tmp_path: Path
+    ) -> None:
+        settings.BLOBCACHE = {
+            **settings.BLOBCACHE,
+            "STORAGE": {"filesystem": {"rootdirectory": str(tree.root)}},
+            "STORAGE_ROOT": str(tmp_path),
+        }
+        response = post(api, {"dry_run": True})
+        assert response.status_code == 200
+        assert response.json()["cleared"] == 5
+
+    def test_a_filesystem_section_is_named_by_its_setting(
+        self, api: APIClient, stale: redis.Redis, settings: Any, tmp_path: Path
+    ) -> None:
+        settings.BLOBCACHE = {
+            **settings.BLOBCACHE,
+            "STORAGE": {"filesystem": {"rootdirectory": str(tmp_path)}},
+        }
+        response = post(api)
+        assert response.status_code == 503
+        assert response.json() == envelope(
+            "STORAGE_INVALID",
+            "BLOBCACHE['STORAGE']['filesystem']['rootdirectory'] has no docker/registry/v2 "
+            "folder: give the registry's storage.filesystem.rootdirectory (a registry creates "
+            "that folder on its first push)",
+        )
+
+    @pytest.mark.parametrize("driver", ["gcs", "azure", "inmemory"])
+    def test_unsupported_driver_is_400_unconfigured(
+        self, api: APIClient, stale: redis.Redis, settings: Any, driver: str
+    ) -> None:
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE": {driver: {"bucket": "b"}}}
+        before = dump(stale)
+        response = post(api)
+        assert response.status_code == 400
+        assert response.json() == envelope(
+            "STORAGE_UNCONFIGURED",
+            f"the storage driver {driver!r} is not supported: blobcache reads filesystem and s3",
+        )
+        assert dump(stale) == before
+
+    def test_missing_bucket_is_503_invalid(
+        self, api: APIClient, stale: redis.Redis, s3_server: S3Server, settings: Any
+    ) -> None:
+        settings.BLOBCACHE = {
+            **settings.BLOBCACHE,
+            "STORAGE": {"s3": s3_server.parameters("no-such-bucket")},
+        }
+        response = post(api)
+        assert response.status_code == 503
+        assert response.json() == envelope(
+            "STORAGE_INVALID",
+            f"the bucket 'no-such-bucket' does not exist at {s3_server.endpoint}",
+        )
+
+    def test_403_is_503_unavailable(
+        self,
+        api: APIClient,
+        stale: redis.Redis,
+        s3_server: S3Server,
+        bucket: S3Tree,
+        settings: Any,
+    ) -> None:
+        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE": bucket.section}
+        before = dump(stale)
+        s3_server.require_authentication(True)
+        try:
+            response = post(api)
+        finally:
+            s3_server.require_authentication(False)
+        assert response.status_code == 503
+        (error,) = response.json()["errors"]
+        assert error["code"] == "STORAGE_UNAVAILABLE"
+        assert error["message"].startswith("access denied (InvalidAccessKeyId) ")
+        assert bucket.parameters()["secretkey"] not in error["message"]
+        assert dump(stale) == before

@@ -83,10 +83,17 @@ def registry_version(binary: str) -> str:
     return found.group(1) if found else "unknown"
 
 
-def registry_environment() -> dict[str, str]:
+def registry_environment(environment: Mapping[str, str] | None = None) -> dict[str, str]:
     # REGISTRY_* variables override the configuration file; a stray one in the caller's
-    # environment must not send the test registry to another storage folder or Redis.
-    return {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}
+    # environment must not send the test registry to another storage folder or Redis. The
+    # registry's AWS SDK panics at start ("unable to load custom CA bundle") when AWS_CA_BUNDLE
+    # is set and its s3 endpoint is plain HTTP, as the test server's is.
+    source = os.environ if environment is None else environment
+    return {
+        name: value
+        for name, value in source.items()
+        if not name.startswith("REGISTRY_") and name != "AWS_CA_BUNDLE"
+    }
 
 
 @dataclass(frozen=True)
@@ -126,13 +133,17 @@ def registry_config(
     redis_host: str,
     redis_port: int,
     notifications: Sequence[NotificationEndpoint] = (),
+    driver: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A distribution 2.8 configuration with the Redis blob descriptor cache on the test Redis."""
+    """A distribution 2.8 configuration with the Redis blob descriptor cache on the test Redis.
+
+    ``driver`` replaces the filesystem driver, e.g. ``{"s3": {...}}``.
+    """
     config: dict[str, Any] = {
         "version": "0.1",
         "log": {"level": "warn", "formatter": "text", "accesslog": {"disabled": True}},
         "storage": {
-            "filesystem": {"rootdirectory": str(storage_root)},
+            **(driver or {"filesystem": {"rootdirectory": str(storage_root)}}),
             "cache": {"blobdescriptor": "redis"},
             "delete": {"enabled": True},
             # Nothing may change storage behind a test's back, and blobs are served directly.
@@ -392,11 +403,7 @@ def _accept(media_type: str) -> dict[str, str]:
 class _RegistryExecutor(HTTPExecutor):
     @property
     def envvars(self) -> dict[str, str]:
-        return {
-            name: value
-            for name, value in super().envvars.items()
-            if not name.startswith("REGISTRY_")
-        }
+        return registry_environment(super().envvars)
 
 
 class RegistryServer:
@@ -409,8 +416,10 @@ class RegistryServer:
         redis_host: str,
         redis_port: int,
         notifications: Sequence[NotificationEndpoint] = (),
+        driver: Mapping[str, Any] | None = None,
     ) -> None:
         self.binary = binary
+        self.driver = driver
         self.workdir = workdir
         self.storage_root = workdir / "storage"
         self.config_path = workdir / "registry.yml"
@@ -446,6 +455,7 @@ class RegistryServer:
             redis_host=self.redis_host,
             redis_port=self.redis_port,
             notifications=self.notifications,
+            driver=self.driver,
         )
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         return config
@@ -564,13 +574,18 @@ def registry_factory(
     """
     started: list[RegistryServer] = []
 
-    def start(*, notifications: Sequence[NotificationEndpoint] = ()) -> RegistryServer:
+    def start(
+        *,
+        notifications: Sequence[NotificationEndpoint] = (),
+        driver: Mapping[str, Any] | None = None,
+    ) -> RegistryServer:
         server = RegistryServer(
             registry_binary,
             tmp_path / f"registry-{len(started)}",
             redis_server.host,
             redis_server.port,
             notifications,
+            driver,
         )
         started.append(server)
         server.start()

@@ -127,6 +127,9 @@ def test_reconcile_after_garbage_collect_unblocks_pushes_and_pulls(
             "global_data_missing": 3,
         },
         "skipped": 0,
+        # One system call each: the two members' link and data, walked and re-checked; the
+        # three global entries' data, walked and re-checked.
+        "storage_requests": 2 * 2 * 2 + 3 * 2,
         "digests": sorted(
             [
                 {"reason": "global_data_missing", "repository": None, "digest": config},
@@ -308,6 +311,8 @@ def test_reconcile_on_a_healthy_registry_clears_nothing(
             "global_data_missing": 0,
         },
         "skipped": 0,
+        # A link and the data of each of the five memberships, the data of the six globals.
+        "storage_requests": 5 * 2 + 6,
         "digests": [],
     }
     assert run_reconcile(registry.storage_root, "--dry-run") == {**nothing, "dry_run": True}

@@ -34,6 +34,7 @@ from tests.test_reconcile import (
     D5,
     EXPECTED_DIGESTS,
     EXPECTED_REASONS,
+    EXPECTED_STORAGE_REQUESTS,
     StorageTree,
     in_order,
     stale,
@@ -72,6 +73,7 @@ class TestOutput:
             "repository": None,
             "reasons": EXPECTED_REASONS,
             "skipped": 0,
+            "storage_requests": EXPECTED_STORAGE_REQUESTS,
             "digests": EXPECTED_DIGESTS,
         }
 
@@ -179,7 +181,11 @@ class TestBadInput:
                 "storage.filesystem.rootdirectory (a registry creates that folder on its "
                 "first push)\n",
             ),
-            ([], 'Error: give --storage-root PATH (or set BLOBCACHE["STORAGE_ROOT"])\n'),
+            (
+                [],
+                "Error: give --storage-root PATH or --registry-config PATH (or set "
+                'BLOBCACHE["STORAGE"] or BLOBCACHE["STORAGE_ROOT"])\n',
+            ),
             (
                 ["--storage-root", "{root}", "--repository", "Team/App"],
                 "invalid reference format: 'Team/App' is not a repository name\n",

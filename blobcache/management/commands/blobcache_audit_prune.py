@@ -7,24 +7,20 @@ Exit statuses are the other commands': 0 done (also when the retention keeps row
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 
 from blobcache import audit
-from blobcache.management.base import EXIT_PARTIAL, EXIT_USAGE, BlobcacheCommand, confirm, plural
-
-
-def days_argument(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
+from blobcache.management.base import (
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    BlobcacheCommand,
+    confirm,
+    non_negative_int,
+    plural,
+)
 
 
 class Command(BlobcacheCommand):
@@ -36,19 +32,12 @@ class Command(BlobcacheCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--days",
-            type=days_argument,
+            type=non_negative_int,
             metavar="N",
             help="Delete rows older than N days instead of the configured retention.",
         )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Count the rows that would go; delete nothing."
-        )
-        parser.add_argument(
-            "--no-input",
-            "--noinput",
-            action="store_false",
-            dest="interactive",
-            help="Do not ask for confirmation.",
+        self.add_confirmation_arguments(
+            parser, dry_run_help="Count the rows that would go; delete nothing."
         )
 
     def run(self, *args: Any, **options: Any) -> None:

@@ -20,8 +20,8 @@ from blobcache.management.base import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     BlobcacheCommand,
-    plural,
     read_digest_file,
+    summary,
     validated_digests,
 )
 from blobcache.models import (
@@ -150,7 +150,7 @@ class Command(BlobcacheCommand):
         if options["format"] == "json":
             self.print_json(result.as_dict())
         else:
-            self.stdout.write(summary(result))
+            self.stdout.write(f"{summary(result)}.")
         self.stop_if_interrupted(result)
         if result.unknown:
             raise CommandError(
@@ -172,11 +172,3 @@ def audit_fields(options: dict[str, Any], digests: list[str]) -> tuple[str, dict
         return CLEAR_EVERYWHERE, fields
     fields["scope"] = GLOBAL_SCOPE if repository is None else REPOSITORY_SCOPE
     return (CLEAR if len(digests) == 1 else CLEAR_DIGESTS), fields
-
-
-def summary(result: ClearResult) -> str:
-    entries = plural(result.cleared, "descriptor entry", "descriptor entries")
-    keys = plural(result.keys_deleted, "key", "keys")
-    if result.dry_run:
-        return f"Dry run: would clear {entries} and delete {keys}."
-    return f"Cleared {entries}, deleted {keys}."

@@ -1,4 +1,4 @@
-"""The registry's filesystem storage, read-only: which blobs exist and what a repository links.
+"""The ``filesystem`` driver: the registry's storage folder, read with ``stat`` and small reads.
 
 The layout was read off a running registry 2.8.2 (``storage.filesystem.rootdirectory``)::
 
@@ -29,28 +29,16 @@ import errno
 import os
 from pathlib import Path
 
-from blobcache.digest import validate_digest
-from blobcache.exceptions import BlobCacheError, DigestInvalid
-
-#: Under the configured root, the registry keeps everything in this folder.
-V2_PARTS = ("docker", "registry", "v2")
+from blobcache.storage import (
+    LINK_MAX,
+    V2_PARTS,
+    Storage,
+    StorageInvalid,
+    StorageUnavailable,
+    link_target,
+)
 
 _ABSENT = (errno.ENOENT, errno.ENOTDIR)
-
-
-class StorageInvalid(BlobCacheError):
-    """The storage root is not a registry's filesystem storage: reconciling against it would
-    take every cached blob for deleted."""
-
-    code = "STORAGE_INVALID"
-    default_message = "the storage root is not a registry's filesystem storage"
-
-
-class StorageUnavailable(BlobCacheError):
-    """Storage could not be read (permissions, I/O error): nothing can be decided safely."""
-
-    code = "STORAGE_UNAVAILABLE"
-    default_message = "the registry's storage cannot be read"
 
 
 def _exists(path: str) -> bool:
@@ -63,57 +51,60 @@ def _exists(path: str) -> bool:
     return True
 
 
-#: A link holds one digest (at most ``sha512:`` and 128 hex digits); more is not a link.
-_LINK_MAX = 200
-
-
-def _read_link(path: str) -> str | None:
+def _read_link(path: str) -> bytes | None:
     """A link file's content, or None when there is no such file."""
     try:
         with open(path, "rb") as link:
-            content = link.read(_LINK_MAX)
+            content = link.read(LINK_MAX)
     except OSError as error:
         if error.errno in _ABSENT:
             return None
         raise StorageUnavailable(f"cannot read {path}: {error.strerror or error}") from error
-    return content.decode("utf-8", "replace").strip()
+    return content
 
 
-class RegistryStorage:
-    """One registry's storage tree. Digests and names must be validated by the caller.
+class FilesystemStorage(Storage):
+    """One registry's storage tree (``storage.filesystem.rootdirectory``).
 
     Paths are built as plain strings: a reconciliation checks hundreds of thousands of them, and
     ``pathlib`` would cost several times the ``stat`` calls themselves.
     """
 
+    driver = "filesystem"
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        super().__init__()
         self.root = Path(root)
         self.v2 = self.root.joinpath(*V2_PARTS)
         self._blobs = os.path.join(self.v2, "blobs")
         self._repositories = os.path.join(self.v2, "repositories")
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> RegistryStorage:
-        """Check that ``root`` is a storage root before anything relies on it.
-
-        A registry creates ``docker/registry/v2`` with its first push, so a root without it is
-        either a typo or an empty registry; refusing both keeps a wrong path from clearing the
-        whole cache.
-        """
+    def open(cls, root: str | os.PathLike[str]) -> FilesystemStorage:
+        """The storage at ``root``, checked (:meth:`check`) before anything relies on it."""
         if not str(root):
             raise StorageInvalid("the storage root must not be empty")
         storage = cls(root)
-        if not _exists(str(storage.root)):
-            raise StorageInvalid(f"the storage root {storage.root} does not exist")
-        if not storage.root.is_dir():
-            raise StorageInvalid(f"the storage root {storage.root} is not a directory")
-        if not _exists(str(storage.v2)) or not storage.v2.is_dir():
+        storage.check()
+        return storage
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def check(self) -> None:
+        """A registry creates ``docker/registry/v2`` with its first push, so a root without it
+        is either a typo or an empty registry; refusing both keeps a wrong path from clearing
+        the whole cache."""
+        if not _exists(str(self.root)):
+            raise StorageInvalid(f"the storage root {self.root} does not exist")
+        if not self.root.is_dir():
+            raise StorageInvalid(f"the storage root {self.root} is not a directory")
+        if not _exists(str(self.v2)) or not self.v2.is_dir():
             raise StorageInvalid(
-                f"{storage.root} has no {'/'.join(V2_PARTS)} folder: give the registry's "
+                f"{self.root} has no {'/'.join(V2_PARTS)} folder: give the registry's "
                 "storage.filesystem.rootdirectory (a registry creates that folder on its "
                 "first push)"
             )
-        return storage
 
     def blob_data_path(self, digest: str) -> str:
         algorithm, _, encoded = digest.partition(":")
@@ -136,27 +127,16 @@ class RegistryStorage:
         )
 
     def has_blob_data(self, digest: str) -> bool:
+        self.requests += 1
         return _exists(self.blob_data_path(digest))
 
-    def links(self, repository: str, digest: str) -> bool:
-        """Whether ``repository`` links ``digest`` as a layer (or config) or as a manifest."""
-        return self.linked_blob(repository, digest) is not None
-
     def linked_blob(self, repository: str, digest: str) -> str | None:
-        """The digest whose data backs ``repository``'s link to ``digest``, or None unlinked.
-
-        That is the link's content (the canonical digest, for an alias link); a link whose
-        content is no digest is taken at its own digest, like the files the tests write.
-        """
         for path in (
             self.layer_link_path(repository, digest),
             self.revision_link_path(repository, digest),
         ):
+            self.requests += 1
             content = _read_link(path)
-            if content is None:
-                continue
-            try:
-                return validate_digest(content)
-            except DigestInvalid:
-                return digest
+            if content is not None:
+                return link_target(content, digest)
         return None
