@@ -1,12 +1,14 @@
 """Bulk operations over the registry's cache: whole-scope clears, batch clears and statistics.
 
-Shared by the management commands and the REST API. Everything here walks Redis with cursors
-(SCAN, SSCAN) and works in batches, so memory stays bounded whatever the size of the database.
-Each batch of writes is one atomic script that removes a digest's membership and repository hash
-together: an interrupted run leaves every entry either fully cleared or untouched, and running it
-again finishes the job. A ``KeyboardInterrupt`` (Ctrl-C, or a SIGTERM handler that raises one) is
-held back while a batch is in flight and honoured between batches, so the counts in the returned
-:class:`ClearResult` are exact even for an interrupted run.
+Shared by the management commands, the REST API, the console and the notifications receiver.
+Each operation is a walker: it decides which keys go in which batch, and the engine
+(:mod:`blobcache.engine`) walks Redis with cursors (SCAN, SSCAN) in bounded chunks and sends each
+batch through the client's store, which removes a digest's membership and repository hash
+together (one atomic script, or ordered steps on Cluster): an interrupted run leaves every entry
+either fully cleared or untouched, and running it again finishes the job. A
+``KeyboardInterrupt`` (Ctrl-C, or a SIGTERM handler that raises one) is held back while a batch
+is in flight and honoured between batches, so the counts in the returned :class:`ClearResult`
+are exact even for an interrupted run.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from blobcache import audit, keys, signals
+from blobcache import audit, keys, metrics, signals
 from blobcache.cache import (
     DescriptorCache,
     RepositoryScopedCache,
@@ -226,6 +226,7 @@ class _Reconciliation:
         else:
             self.collected.append(entry)
         if not self.dry_run:
+            metrics.count_reconcile_cleared(entry.reason)
             sender = DescriptorCache if entry.repository is None else RepositoryScopedCache
             signals.descriptor_cleared.send(
                 sender=sender, digest=entry.digest, repository=entry.repository

@@ -37,6 +37,12 @@ ORPHANS = "orphans"
 #: membership and hash together, or only hashes whose digest is not a member.
 MEMBERS = "members"
 
+#: The scripts' words for what a batch of Clear calls covers: global entries, or one
+#: repository's; and reconcile_batch.lua's for a batch of global entries.
+DIGESTS_GLOBAL = "global"
+DIGESTS_IN_REPOSITORY = "repository"
+RECONCILE_GLOBALS = "globals"
+
 #: Bits of a reconcile batch's per-entry flag: the membership (for a global entry: descriptor
 #: fields) was there; the hash key is (would be) deleted.
 PRESENT = 1

@@ -20,10 +20,12 @@ from blobcache import keys
 from blobcache.descriptor import Descriptor
 from blobcache.exceptions import CacheUnavailable, DescriptorCorrupt
 from blobcache.store.base import (
+    DIGESTS_GLOBAL,
     HASH_DELETED,
     ORPHANS,
     PAIRS,
     PRESENT,
+    RECONCILE_GLOBALS,
     DigestsOutcome,
     Group,
     GroupsOutcome,
@@ -36,9 +38,6 @@ from blobcache.store.base import (
 
 #: A command of a step: the key that routes it, and the command as sent.
 Command = tuple[Any, tuple[Any, ...]]
-
-_GLOBAL = "global"
-_GLOBALS = "globals"
 
 # Replies that say a node did not run the command: the slot moved (MOVED), is moving (ASK,
 # TRYAGAIN) or has no node (CLUSTERDOWN). redis-py's own path follows them.
@@ -298,7 +297,7 @@ class ClusterStore(Store):
         """The prelude's global Clear per key, one script call per key (a script only touches
         keys of one slot), all in one step: ``[keys_deleted, members, entries]`` per key."""
         script = self.scripts.clear_digests_batch
-        args = (mode(clear), _GLOBAL)
+        args = (mode(clear), DIGESTS_GLOBAL)
         replies = self._step([self._script(script, key, *args) for key in global_keys])
         return [
             [int(value) for value in self._redo(reply, script, key, *args)]
@@ -433,7 +432,7 @@ class ClusterStore(Store):
 
     def reconcile_globals(self, global_keys: Sequence[str], clear: bool) -> list[int]:
         script = self.scripts.reconcile_batch
-        args = (mode(clear), _GLOBALS)
+        args = (mode(clear), RECONCILE_GLOBALS)
         replies = self._step([self._script(script, key, *args) for key in global_keys])
         return [
             int(self._redo(reply, script, key, *args)[1])

@@ -9,6 +9,9 @@ from blobcache import keys
 from blobcache.descriptor import Descriptor
 from blobcache.exceptions import DescriptorCorrupt
 from blobcache.store.base import (
+    DIGESTS_GLOBAL,
+    DIGESTS_IN_REPOSITORY,
+    RECONCILE_GLOBALS,
     DigestsOutcome,
     Group,
     GroupsOutcome,
@@ -18,10 +21,6 @@ from blobcache.store.base import (
     mode,
 )
 from blobcache.store.errors import response_error
-
-_GLOBAL = "global"
-_REPOSITORY = "repository"
-_GLOBALS = "globals"
 
 
 def _digests_outcome(reply: Sequence[Any]) -> DigestsOutcome:
@@ -105,7 +104,7 @@ class ScriptedStore(Store):
 
     def clear_digests_global(self, digests: Sequence[str], clear: bool) -> DigestsOutcome:
         reply = self.scripts.clear_digests_batch(
-            keys=[keys.global_key(digest) for digest in digests], args=[mode(clear), _GLOBAL]
+            keys=[keys.global_key(digest) for digest in digests], args=[mode(clear), DIGESTS_GLOBAL]
         )
         return _digests_outcome(reply)
 
@@ -119,7 +118,7 @@ class ScriptedStore(Store):
             for digest in digests:
                 batch_keys += [keys.repository_key(name, digest), keys.global_key(digest)]
             self.scripts.clear_digests_batch(
-                keys=batch_keys, args=[mode(clear), _REPOSITORY, *digests], client=pipe
+                keys=batch_keys, args=[mode(clear), DIGESTS_IN_REPOSITORY, *digests], client=pipe
             )
         outcomes: dict[str, DigestsOutcome | DescriptorCorrupt] = {}
         replies = pipe.execute(raise_on_error=False)
@@ -146,7 +145,7 @@ class ScriptedStore(Store):
 
     def reconcile_globals(self, global_keys: Sequence[str], clear: bool) -> list[int]:
         _, *flags = self.scripts.reconcile_batch(
-            keys=list(global_keys), args=[mode(clear), _GLOBALS]
+            keys=list(global_keys), args=[mode(clear), RECONCILE_GLOBALS]
         )
         return [int(flag) for flag in flags]
 
