@@ -1,82 +1,41 @@
 """The cache manager: the registry's blob descriptor service, on one Redis round trip per call.
 
-Semantics follow the registry 3.1+ (SPEC Part A): misses on incomplete entries, set-if-absent
-global media types, alias writes, and a repository clear that removes membership, repository
-hash and global fields together. Every operation is a single command or a single script, so on a
-standalone or Sentinel-managed Redis it is atomic, which the registry's own code never is.
+Semantics follow the registry 3.1+: misses on incomplete entries, set-if-absent global media
+types, alias writes, and a repository clear that removes membership, repository hash and global
+fields together. Validation, metrics and signals live here; every Redis access goes through the
+client's store (:mod:`blobcache.store`), which on a standalone or Sentinel-managed Redis makes
+each operation one atomic script, which the registry's own code never is.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from redis import exceptions as redis_errors
 
-from blobcache import keys, metrics, scripts, signals
-from blobcache.connection import describe_client, get_client
+from blobcache import keys, metrics, signals
+from blobcache.connection import get_client
 from blobcache.descriptor import SIZE_MAX, Descriptor, validate_descriptor
 from blobcache.digest import algorithm_of, validate_digest
-from blobcache.exceptions import (
-    BlobUnknown,
-    CacheUnavailable,
-    DescriptorCorrupt,
-    DescriptorInvalid,
-)
+from blobcache.exceptions import BlobUnknown, DescriptorCorrupt, DescriptorInvalid
 from blobcache.reference import validate_repository_name
+from blobcache.store import Store, store_for
+from blobcache.store.cluster import ClusterStore
+from blobcache.store.errors import translate_redis_errors, unavailable
+
+__all__ = [
+    "DescriptorCache",
+    "RepositoryScopedCache",
+    "descriptor_from_fields",
+    "get_descriptor_cache",
+    "reset_descriptor_cache",
+    "translate_redis_errors",
+]
 
 # Go's strconv.ParseInt(s, 10, 64) grammar; the range is checked after parsing.
 _SIZE_TEXT = re.compile(rb"[+-]?[0-9]+")
-
-
-@contextmanager
-def translate_redis_errors(client: Any, involved: Sequence[str] = ()) -> Iterator[None]:
-    """Turn redis-py exceptions into blobcache's: outages and corrupt entries differ for callers.
-
-    ``involved`` names the keys of the call, for a WRONGTYPE reply that does not say which key
-    (the scripts name it themselves; plain commands on Cluster do not).
-    """
-    try:
-        yield
-    except redis_errors.ResponseError as error:
-        text = str(error)
-        if "WRONGTYPE" in text or "BLOBCACHE_CORRUPT" in text:
-            where = ""
-            if "BLOBCACHE_CORRUPT" not in text and involved:
-                where = f" (one of {', '.join(involved)})"
-            raise DescriptorCorrupt(
-                f"a cache key holds a value of the wrong type: {_strip_script_noise(text)}{where}"
-            ) from error
-        # Everything else (OOM, READONLY, LOADING, MASTERDOWN, NOAUTH...) means Redis cannot
-        # serve this call now; the entry itself is not at fault. Said apart from "cannot
-        # reach", because the operator's fix differs (memory, replication, ACLs).
-        metrics.count_redis_error(error)
-        raise CacheUnavailable(
-            f"Redis at {describe_client(client)} refused the command"
-            f" ({type(error).__name__}): {_strip_script_noise(text)}"
-        ) from error
-    except (redis_errors.RedisError, OSError) as error:
-        metrics.count_redis_error(error)
-        raise _unavailable(client, error) from error
-
-
-def _unavailable(client: Any, error: BaseException) -> CacheUnavailable:
-    reason = str(error) or type(error).__name__
-    return CacheUnavailable(f"cannot reach Redis at {describe_client(client)}: {reason}")
-
-
-def _strip_script_noise(text: str) -> str:
-    # Redis 6 wraps errors raised inside a script in "Error running script (call to f_...)".
-    return text.split(": ", 2)[-1] if text.startswith("Error running script") else text
-
-
-def is_cluster_client(client: Any) -> bool:
-    from redis.cluster import RedisCluster
-
-    return isinstance(client, RedisCluster)
 
 
 def _is_missing(value: Any) -> bool:
@@ -125,17 +84,6 @@ def descriptor_from_fields(
     )
 
 
-class _Scripts:
-    """The Lua scripts of one client; redis-py runs them by SHA and reloads them on NOSCRIPT."""
-
-    def __init__(self, client: Any) -> None:
-        self.stat_repository = client.register_script(scripts.load("stat_repository"))
-        self.set_global = client.register_script(scripts.load("set_global"))
-        self.set_repository = client.register_script(scripts.load("set_repository"))
-        self.clear_global = client.register_script(scripts.load("clear_global"))
-        self.clear_repository = client.register_script(scripts.load("clear_repository"))
-
-
 class DescriptorCache:
     """The global (registry-wide) descriptor service: the registry's cache provider."""
 
@@ -143,10 +91,14 @@ class DescriptorCache:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.scripts = _Scripts(client)
-        # A repository operation touches keys in different hash slots, and the key names are the
-        # registry's (no hash tags possible), so on Cluster it runs as ordered per-slot steps.
-        self.cluster = is_cluster_client(client)
+        #: Every multi-key primitive, as the client's topology makes it atomic.
+        self.store: Store = store_for(client)
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the client speaks to a Redis Cluster, for pages and reports that say so;
+        behaviour differs only inside the store."""
+        return isinstance(self.store, ClusterStore)
 
     def eviction_policies(self) -> dict[str, str] | None:
         """``maxmemory-policy`` of each primary (one entry outside Cluster), or ``None`` when the
@@ -157,12 +109,7 @@ class DescriptorCache:
         """
         with translate_redis_errors(self.client):
             try:
-                if self.cluster:
-                    replies = self.client.config_get(
-                        "maxmemory-policy", target_nodes=self.client.PRIMARIES
-                    )
-                else:
-                    replies = {"": self.client.config_get("maxmemory-policy")}
+                replies = self.store.on_primaries("config_get", "maxmemory-policy")
             except redis_errors.ResponseError:
                 return None
         return {
@@ -180,7 +127,7 @@ class DescriptorCache:
         try:
             self.client.ping()
         except (redis_errors.RedisError, OSError) as error:
-            raise _unavailable(self.client, error) from error
+            raise unavailable(self.client, error) from error
 
     def repository_scoped(self, name: str) -> RepositoryScopedCache:
         """A service for one repository; validates the name and sends nothing to Redis."""
@@ -190,7 +137,7 @@ class DescriptorCache:
     def stat(self, digest: str) -> Descriptor:
         validate_digest(digest)
         with translate_redis_errors(self.client):
-            fields = self.client.hmget(keys.global_key(digest), keys.DESCRIPTOR_FIELDS)
+            fields = self.store.stat_global(keys.global_key(digest))
         return descriptor_from_fields(*fields)
 
     def set_descriptor(self, digest: str, descriptor: Descriptor) -> None:
@@ -202,10 +149,7 @@ class DescriptorCache:
         validate_digest(digest)
         validate_descriptor(descriptor)
         with translate_redis_errors(self.client):
-            existed, *fields = self.scripts.set_global(
-                keys=[keys.global_key(digest)],
-                args=[descriptor.digest, descriptor.size, descriptor.media_type],
-            )
+            existed, *fields = self.store.set_global(keys.global_key(digest), descriptor)
         signals.descriptor_set.send(
             sender=type(self), digest=digest, descriptor=descriptor, repository=None
         )
@@ -215,7 +159,7 @@ class DescriptorCache:
     def clear(self, digest: str) -> None:
         validate_digest(digest)
         with translate_redis_errors(self.client):
-            removed = self.scripts.clear_global(keys=[keys.global_key(digest)])
+            removed = self.store.clear_global(keys.global_key(digest))
         if not removed:
             raise BlobUnknown()
         metrics.count_cleared(1)
@@ -228,6 +172,7 @@ class RepositoryScopedCache:
     def __init__(self, provider: DescriptorCache, repository: str) -> None:
         self.provider = provider
         self.client = provider.client
+        self.store = provider.store
         self.repository = repository
         self._membership_key = keys.membership_key(repository)
 
@@ -238,12 +183,9 @@ class RepositoryScopedCache:
         repository_key = keys.repository_key(self.repository, digest)
         involved = (self._membership_key, global_key, repository_key)
         with translate_redis_errors(self.client, involved):
-            if self.provider.cluster:
-                member, *fields = self._stat_cluster(digest, global_key, repository_key)
-            else:
-                member, *fields = self.provider.scripts.stat_repository(
-                    keys=[self._membership_key, global_key, repository_key], args=[digest]
-                )
+            member, *fields = self.store.stat_repository(
+                self._membership_key, global_key, repository_key, digest
+            )
         if not member:
             raise BlobUnknown()
         # The global hash is read (and a bad size reported) before the repository hash, as the
@@ -253,16 +195,6 @@ class RepositoryScopedCache:
             # 3.x: a member without its repository hash is a miss (registry 2.x said ErrNil).
             raise BlobUnknown()
         return descriptor
-
-    def _stat_cluster(self, digest: str, global_key: str, repository_key: str) -> list[Any]:
-        # Membership first: writers add it last and clears remove it first, so a member seen
-        # here has its hashes in place (or is being cleared, which reads as a miss). Plain
-        # sequential commands: redis-py's ClusterPipeline costs more than it saves for two keys.
-        if not self.client.sismember(self._membership_key, digest):
-            return [0]
-        fields = self.client.hmget(global_key, keys.DESCRIPTOR_FIELDS)
-        override = self.client.hget(repository_key, keys.FIELD_MEDIA_TYPE)
-        return [1, *fields, override]
 
     def set_descriptor(self, digest: str, descriptor: Descriptor) -> None:
         self.put(digest, descriptor)
@@ -290,42 +222,11 @@ class RepositoryScopedCache:
                 keys.repository_key(self.repository, canonical),
             ]
         with translate_redis_errors(self.client, write_keys):
-            if self.provider.cluster:
-                existed, *fields = self._put_cluster(digest, descriptor, write_keys)
-            else:
-                existed, *fields = self.provider.scripts.set_repository(
-                    keys=write_keys,
-                    args=[digest, canonical, descriptor.size, descriptor.media_type],
-                )
+            existed, *fields = self.store.set_repository(write_keys, digest, descriptor)
         signals.descriptor_set.send(
             sender=type(self), digest=digest, descriptor=descriptor, repository=self.repository
         )
         return descriptor_from_fields(*fields), not existed
-
-    def _put_cluster(
-        self, digest: str, descriptor: Descriptor, write_keys: list[str]
-    ) -> list[Any]:
-        """Per-slot steps in a reader-safe order: global hashes, repository hashes, membership.
-
-        The registry's keys for one blob hash to different slots, so no script or MULTI can
-        span them. A reader checks membership first, so it never sees a member whose hashes
-        are not written yet; a fault between steps leaves hashes without membership, which
-        reads as a miss (the weaker Cluster guarantee, documented in the README).
-        """
-        membership_key = write_keys[0]
-        digests = [digest] if len(write_keys) == 3 else [descriptor.digest, digest]
-        args = [descriptor.digest, descriptor.size, descriptor.media_type]
-        global_results = [
-            self.provider.scripts.set_global(keys=[key], args=args) for key in write_keys[1::2]
-        ]
-        new_fields = [
-            self.client.hset(key, keys.FIELD_MEDIA_TYPE, descriptor.media_type)
-            for key in write_keys[2::2]
-        ]
-        added = [self.client.sadd(membership_key, member) for member in digests]
-        # The key digest comes first in the hash lists and last in ``digests``.
-        existed = bool(global_results[0][0]) and not new_fields[0] and not added[-1]
-        return [int(existed), *global_results[0][1:], descriptor.media_type]
 
     @metrics.measured(metrics.CLEAR, metrics.OK)
     def clear(self, digest: str) -> None:
@@ -334,17 +235,9 @@ class RepositoryScopedCache:
         global_key = keys.global_key(digest)
         involved = (self._membership_key, repository_key, global_key)
         with translate_redis_errors(self.client, involved):
-            if self.provider.cluster:
-                # Membership first, so no reader sees a member whose hashes are going away.
-                removed = self.client.srem(self._membership_key, digest)
-                if removed:
-                    self.client.delete(repository_key)
-                    # The global entry counts as a second entry, as the bulk clears count it.
-                    removed += bool(self.provider.scripts.clear_global(keys=[global_key]))
-            else:
-                removed = self.provider.scripts.clear_repository(
-                    keys=[self._membership_key, repository_key, global_key], args=[digest]
-                )
+            removed = self.store.clear_repository(
+                self._membership_key, repository_key, global_key, digest
+            )
         if not removed:
             raise BlobUnknown()
         metrics.count_cleared(int(removed))

@@ -40,8 +40,9 @@ from blobcache.cache import (
     translate_redis_errors,
 )
 from blobcache.descriptor import Descriptor
-from blobcache.exceptions import BlobUnknown, CacheUnavailable, DescriptorCorrupt, NameInvalid
+from blobcache.exceptions import BlobUnknown, DescriptorCorrupt, NameInvalid
 from blobcache.reference import validate_repository_name
+from blobcache.store.base import Scan
 
 T = TypeVar("T")
 
@@ -63,8 +64,6 @@ _POSITION_HEAD = struct.Struct(">BHQQHB")
 _HAS_END = 1
 _HAS_AFTER = 2
 
-#: One SCAN call: ``(node, cursor, count) -> (next cursor, elements)``.
-Scan = Callable[[int, int, int], tuple[int, Sequence[Any]]]
 
 
 class PositionInvalid(ValueError):
@@ -268,10 +267,7 @@ def list_repositories(
     client = cache.client
     pattern = keys.membership_key(names)
     with translate_redis_errors(client):
-        if getattr(cache, "cluster", False):
-            scan, nodes = _cluster_scan(client, pattern)
-        else:
-            scan, nodes = _server_scan(client, pattern), 1
+        scan, nodes = cache.store.set_scan(pattern)
         raw_keys, following = walk(
             scan, nodes, position, page_size, accept=lambda key: repository_name(key) is not None
         )
@@ -288,28 +284,3 @@ def list_repositories(
         and members > 0
     ]
     return Page(repositories, following)
-
-
-def _server_scan(client: Any, pattern: str) -> Scan:
-    def scan(node: int, at: int, count: int) -> tuple[int, Sequence[Any]]:
-        return client.scan(  # type: ignore[no-any-return]
-            cursor=at, match=pattern, count=count, _type="set"
-        )
-
-    return scan
-
-
-def _cluster_scan(client: Any, pattern: str) -> tuple[Scan, int]:
-    """A SCAN of one primary at a time, the node chosen by its index in name order."""
-    primaries = sorted(client.get_primaries(), key=lambda node: node.name)
-
-    def scan(index: int, at: int, count: int) -> tuple[int, Sequence[Any]]:
-        node = primaries[index]
-        cursors, batch = client.scan(
-            cursor=at, match=pattern, count=count, _type="set", target_nodes=node
-        )
-        if node.name not in cursors:
-            raise CacheUnavailable(f"the SCAN of {node.name} answered no cursor")
-        return int(cursors[node.name]), batch
-
-    return scan, len(primaries)

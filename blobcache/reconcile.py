@@ -26,8 +26,9 @@ storage is checked again just before their batch is deleted, and each batch is o
 SCAN and SSCAN, never a whole set or key list in memory; with ``on_cleared`` the cleared entries
 are handed over one by one instead of being collected in the result.
 
-On Redis Cluster a membership set and its hashes live in different slots, so a batch runs as
-per-entry steps in the reader-safe order (membership first) instead of one script.
+Each batch goes through the client's store (:mod:`blobcache.store`): one script on a single
+server, ordered per-slot steps on Redis Cluster, where a set and its hashes live in different
+slots.
 """
 
 from __future__ import annotations
@@ -37,8 +38,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from blobcache import audit, keys, metrics, scripts, signals
-from blobcache.bulk import (
+from blobcache import audit, keys, metrics, signals
+from blobcache.cache import (
+    DescriptorCache,
+    RepositoryScopedCache,
+    get_descriptor_cache,
+    translate_redis_errors,
+)
+from blobcache.engine import (
     GLOBAL,
     MEMBERSHIP,
     REPOSITORY,
@@ -47,12 +54,6 @@ from blobcache.bulk import (
     check_batch_size,
     is_valid_digest,
     shielded_from_interrupts,
-)
-from blobcache.cache import (
-    DescriptorCache,
-    RepositoryScopedCache,
-    get_descriptor_cache,
-    translate_redis_errors,
 )
 from blobcache.models import RECONCILE, REPOSITORY_SCOPE
 from blobcache.reference import validate_repository_name
@@ -63,6 +64,7 @@ from blobcache.storage import (
     StorageView,
     open_storage,
 )
+from blobcache.store.base import HASH_DELETED, MEMBERS, ORPHANS, PRESENT
 
 __all__ = [
     "GLOBAL_DATA_MISSING",
@@ -94,14 +96,6 @@ REASONS = (
 
 Progress = Callable[[int], None]
 
-_CLEAR = "clear"
-_COUNT = "count"
-_MEMBERS = "members"
-_ORPHANS = "orphans"
-_GLOBALS = "globals"
-# Bits of the script's per-entry reply.
-_PRESENT = 1
-_HASH_DELETED = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,14 +175,13 @@ class _Reconciliation:
         on_cleared: Callable[[ClearedEntry], None] | None,
     ) -> None:
         self.client = cache.client
-        self.cluster = cache.cluster
+        self.store = cache.store
         self.storage = storage
         # The walk asks the view (listings, for an object store); a batch's re-check asks
         # storage itself, just before deleting.
         self.view = view
         self.requests_before = storage.requests
         self.dry_run = dry_run
-        self.mode = _COUNT if dry_run else _CLEAR
         self.batch_size = batch_size
         self.progress = progress
         self.on_cleared = on_cleared
@@ -197,7 +190,6 @@ class _Reconciliation:
         self.keys_deleted = 0
         self.skipped = 0
         self.layout = LayoutKeys()
-        self.script = self.client.register_script(scripts.load("reconcile_batch"))
 
     # --- what storage backs ---
 
@@ -291,12 +283,12 @@ class _Reconciliation:
                 if reason is not None:
                     pending.append((repository, digest, reason))
             if len(pending) >= self.batch_size:
-                removed += self.repository_batch(_MEMBERS, pending)
+                removed += self.repository_batch(MEMBERS, pending)
                 pending = []
             if examined >= self.batch_size:
                 self.advance(examined)
                 examined = 0
-        removed += self.repository_batch(_MEMBERS, pending)
+        removed += self.repository_batch(MEMBERS, pending)
         self.advance(examined)
         if self.dry_run and size and removed == size:
             self.keys_deleted += 1
@@ -308,15 +300,15 @@ class _Reconciliation:
         for chunk in self.scan(pattern, max(self.batch_size, SWEEP_SCAN_COUNT)):
             hashes: list[tuple[str, str]] = []
             for key in chunk:
-                shape = self.layout.classify(key)
+                found = self.layout.classify(key)
                 # The pattern's ``*`` also matches names that merely start with this one.
-                if shape is not None and shape[0] == REPOSITORY and shape[1] == repository:
-                    hashes.append((shape[1], shape[2]))
+                if found and found.shape == REPOSITORY and found.repository == repository:
+                    hashes.append((found.repository, found.digest))
             self.orphan_candidates(hashes, pending)
             if len(pending) >= self.batch_size:
-                self.repository_batch(_ORPHANS, pending)
+                self.repository_batch(ORPHANS, pending)
                 pending = []
-        self.repository_batch(_ORPHANS, pending)
+        self.repository_batch(ORPHANS, pending)
 
     def orphan_candidates(self, hashes: list[tuple[str, str]], pending: list[_Candidate]) -> None:
         """Queue the hashes without membership that storage does not back.
@@ -349,30 +341,29 @@ class _Reconciliation:
             sets: list[str] = []
             hashes: list[tuple[str, str]] = []
             for key in chunk:
-                shape = self.layout.classify(key)
-                if shape is None:
+                found = self.layout.classify(key)
+                if found is None:
                     continue
-                kind, name, digest = shape
-                if kind == MEMBERSHIP:
-                    sets.append(name)
-                elif kind == REPOSITORY:
-                    hashes.append((name, digest))
+                if found.shape == MEMBERSHIP:
+                    sets.append(found.repository)
+                elif found.shape == REPOSITORY:
+                    hashes.append((found.repository, found.digest))
             self.orphan_candidates(hashes, pending)
             if len(pending) >= self.batch_size:
-                self.repository_batch(_ORPHANS, pending)
+                self.repository_batch(ORPHANS, pending)
                 pending = []
             self.advance(len(hashes))
             for name in sets:
                 self.repository_members(name)
-        self.repository_batch(_ORPHANS, pending)
+        self.repository_batch(ORPHANS, pending)
 
     def every_global(self) -> None:
         pending: list[str] = []
         for chunk in self.scan(keys.global_key("*"), self.batch_size):
             for key in chunk:
-                shape = self.layout.classify(key)
-                if shape is not None and shape[0] == GLOBAL and not self.global_backed(shape[2]):
-                    pending.append(shape[2])
+                found = self.layout.classify(key)
+                if found and found.shape == GLOBAL and not self.global_backed(found.digest):
+                    pending.append(found.digest)
             if len(pending) >= self.batch_size:
                 self.global_batch(pending)
                 pending = []
@@ -387,67 +378,22 @@ class _Reconciliation:
         for repository, digest, reason in candidates:
             now = self.repository_reason(repository, digest, recheck=True)
             if now is not None:
-                confirmed.append((repository, digest, reason if kind == _ORPHANS else now))
+                confirmed.append((repository, digest, reason if kind == ORPHANS else now))
         if not confirmed:
             return 0
         removed = 0
         with shielded_from_interrupts():
-            sets_deleted, flags = self.apply_repository(kind, confirmed)
-            self.keys_deleted += sets_deleted
-            for (repository, digest, reason), flag in zip(confirmed, flags, strict=True):
-                if flag & _PRESENT:
+            pairs = [(repository, digest) for repository, digest, _ in confirmed]
+            outcome = self.store.reconcile_repository(kind, pairs, not self.dry_run)
+            self.keys_deleted += outcome.sets_deleted
+            for (repository, digest, reason), flag in zip(confirmed, outcome.flags, strict=True):
+                if flag & PRESENT:
                     removed += 1
-                if flag & _HASH_DELETED:
+                if flag & HASH_DELETED:
                     self.keys_deleted += 1
                 if flag:
                     self.record(ClearedEntry(reason, digest, repository))
         return removed
-
-    def apply_repository(self, kind: str, batch: list[_Candidate]) -> tuple[int, list[int]]:
-        if self.cluster:
-            return self.apply_repository_in_steps(kind, batch)
-        batch_keys: list[str] = []
-        for repository, digest, _ in batch:
-            batch_keys += [
-                keys.membership_key(repository),
-                keys.repository_key(repository, digest),
-            ]
-        sets_deleted, *flags = self.script(
-            keys=batch_keys, args=[self.mode, kind, *(digest for _, digest, _ in batch)]
-        )
-        return int(sets_deleted), [int(flag) for flag in flags]
-
-    def apply_repository_in_steps(
-        self, kind: str, batch: list[_Candidate]
-    ) -> tuple[int, list[int]]:
-        """The script's semantics for Cluster, one entry at a time, membership first: a reader
-        checks membership before the hashes, so it never meets a member without its hash."""
-        is_set: dict[str, bool] = {}
-        flags: list[int] = []
-        clear = not self.dry_run
-        for repository, digest, _ in batch:
-            membership = keys.membership_key(repository)
-            if membership not in is_set:
-                is_set[membership] = keys.key_text(self.client.type(membership)) == "set"
-            member = is_set[membership] and bool(self.client.sismember(membership, digest))
-            flag = 0
-            if not (kind == _ORPHANS and member):
-                if member:
-                    flag |= _PRESENT
-                    if clear:
-                        self.client.srem(membership, digest)
-                repository_key = keys.repository_key(repository, digest)
-                if keys.key_text(self.client.type(repository_key)) == "hash":
-                    flag |= _HASH_DELETED
-                    if clear:
-                        self.client.delete(repository_key)
-            flags.append(flag)
-        sets_deleted = 0
-        if clear:
-            sets_deleted = sum(
-                1 for key, was_set in is_set.items() if was_set and not self.client.exists(key)
-            )
-        return sets_deleted, flags
 
     def global_batch(self, candidates: list[str]) -> None:
         if not candidates:
@@ -471,19 +417,9 @@ class _Reconciliation:
         if not confirmed:
             return
         with shielded_from_interrupts():
-            if self.cluster:
-                # One key per call: a script may only touch keys of one slot.
-                flags = [
-                    int(self.script(keys=[key], args=[self.mode, _GLOBALS])[1])
-                    for key, _ in confirmed
-                ]
-            else:
-                _, *replies = self.script(
-                    keys=[key for key, _ in confirmed], args=[self.mode, _GLOBALS]
-                )
-                flags = [int(flag) for flag in replies]
+            flags = self.store.reconcile_globals([key for key, _ in confirmed], not self.dry_run)
             for (_, digest), flag in zip(confirmed, flags, strict=True):
-                if flag & _HASH_DELETED:
+                if flag & HASH_DELETED:
                     self.keys_deleted += 1
                 if flag:
                     self.record(ClearedEntry(GLOBAL_DATA_MISSING, digest))

@@ -35,14 +35,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from blobcache import actor, audit, bulk, keys, listing, statistics
+from blobcache import actor, audit, bulk, connection, keys, listing, statistics
 from blobcache.api.permissions import CHANGE, DELETE, VIEW
-from blobcache.cache import (
-    DescriptorCache,
-    get_descriptor_cache,
-    is_cluster_client,
-    translate_redis_errors,
-)
+from blobcache.cache import DescriptorCache, get_descriptor_cache, translate_redis_errors
 from blobcache.checks import REQUIRED_EVICTION_POLICY
 from blobcache.connection import describe_client
 from blobcache.descriptor import Descriptor
@@ -107,11 +102,12 @@ CORRUPT = "corrupt"
 
 def topology_of(client: Any) -> str:
     """The kind of deployment behind a client, in the words of Redis's documentation."""
-    if is_cluster_client(client):
+    topology = connection.topology_of(client)
+    if topology == connection.CLUSTER:
         return "Redis Cluster"
-    pool = getattr(client, "connection_pool", None)
-    if getattr(pool, "service_name", None):
+    if topology == connection.SENTINEL:
         return "Redis Sentinel"
+    pool = getattr(client, "connection_pool", None)
     if getattr(pool, "connection_kwargs", {}).get("path"):
         return "standalone (unix socket)"
     return "standalone"
@@ -134,10 +130,7 @@ def server_state(cache: DescriptorCache) -> ServerState:
     """Two round trips: INFO server and CONFIG GET (one per primary on Cluster)."""
     client = cache.client
     with translate_redis_errors(client):
-        if cache.cluster:
-            replies = client.info("server", target_nodes=client.PRIMARIES)
-        else:
-            replies = {"": client.info("server")}
+        replies = cache.store.on_primaries("info", "server")
     versions = sorted({str(reply.get("redis_version", "?")) for reply in replies.values()})
     return ServerState(versions, cache.eviction_policies())
 

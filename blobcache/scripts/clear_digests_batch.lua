@@ -12,50 +12,28 @@ local clear = ARGV[1] == 'clear'
 local deleted, members = 0, 0
 local reply = {0, 0}
 
--- The registry's global Clear: HDEL of the three fields, unknown when none was there. A key of
--- another type at this name is a corrupt entry: it is removed.
-local function global_clear(key)
-  local kind = redis.call('TYPE', key)['ok']
-  if kind == 'none' then
-    return 0
-  end
-  if kind ~= 'hash' then
-    if clear then
-      redis.call('DEL', key)
-    end
-    deleted = deleted + 1
-    return 1
-  end
-  local present = redis.call('HEXISTS', key, 'digest') + redis.call('HEXISTS', key, 'size')
-    + redis.call('HEXISTS', key, 'mediatype')
-  if present == 0 then
-    return 0
-  end
-  if redis.call('HLEN', key) == present then
-    deleted = deleted + 1
-  end
-  if clear then
-    redis.call('HDEL', key, 'digest', 'size', 'mediatype')
-  end
-  return 1
+local function cleared_globally(key)
+  local entry, gone = global_clear(key, clear, true)
+  deleted = deleted + gone
+  return entry
 end
 
 if ARGV[2] == 'global' then
   for i = 1, #KEYS do
-    reply[i + 2] = global_clear(KEYS[i])
+    reply[i + 2] = cleared_globally(KEYS[i])
   end
 else
   local set_key = KEYS[1]
-  local kind = redis.call('TYPE', set_key)['ok']
-  if kind ~= 'none' and kind ~= 'set' then
-    return redis.error_reply('BLOBCACHE_CORRUPT ' .. set_key .. ' holds a ' .. kind)
+  local refused, kind = wrong_type(set_key, 'set')
+  if refused then
+    return refused
   end
   for i = 3, #ARGV do
     local entries = 0
     if kind == 'set' and redis.call('SISMEMBER', set_key, ARGV[i]) == 1 then
       local hash_key = KEYS[2 * (i - 3) + 2]
       local global_key = KEYS[2 * (i - 3) + 3]
-      entries = 1 + global_clear(global_key)
+      entries = 1 + cleared_globally(global_key)
       if redis.call('EXISTS', hash_key) == 1 then
         deleted = deleted + 1
       end

@@ -6,10 +6,9 @@
 --          one per pair. Each digest leaves its set and its hash is deleted with it.
 --          'orphans': the same pairs, but only a hash whose digest is not a member goes; a
 --          member has its own batch, decided on its own storage check.
---          'globals': KEYS are global hashes; their descriptor fields go, as the registry's
---          Clear removes them (other fields, such as a legacy `length`, stay).
--- A key of an unexpected type is left alone: reconciliation removes stale entries, it does not
--- repair corrupt ones.
+--          'globals': KEYS are global hashes, cleared as the registry's global Clear does.
+-- A membership key of another type holds no members here (the walk skips such sets); a hash of
+-- another type goes whole, as with every Clear.
 -- Returns {sets_deleted, f_1, ..., f_n}: membership sets that existed before and not after, and
 -- per entry a bit set: 1 the membership (for 'globals': descriptor fields) was there, 2 the
 -- hash key is deleted.
@@ -17,27 +16,10 @@ local clear = ARGV[1] == 'clear'
 local kind = ARGV[2]
 local reply = {0}
 
-local function type_of(key)
-  return redis.call('TYPE', key)['ok']
-end
-
 if kind == 'globals' then
   for i = 1, #KEYS do
-    local flag = 0
-    if type_of(KEYS[i]) == 'hash' then
-      local present = redis.call('HEXISTS', KEYS[i], 'digest')
-        + redis.call('HEXISTS', KEYS[i], 'size') + redis.call('HEXISTS', KEYS[i], 'mediatype')
-      if present > 0 then
-        flag = 1
-        if redis.call('HLEN', KEYS[i]) == present then
-          flag = 3
-        end
-        if clear then
-          redis.call('HDEL', KEYS[i], 'digest', 'size', 'mediatype')
-        end
-      end
-    end
-    reply[i + 1] = flag
+    local entry, gone = global_clear(KEYS[i], clear, true)
+    reply[i + 1] = entry + 2 * gone
   end
   return reply
 end
@@ -57,7 +39,7 @@ for i = 1, #KEYS / 2 do
         redis.call('SREM', set_key, digest)
       end
     end
-    if type_of(hash_key) == 'hash' then
+    if redis.call('EXISTS', hash_key) == 1 then
       flag = flag + 2
       if clear then
         redis.call('DEL', hash_key)

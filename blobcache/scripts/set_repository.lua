@@ -6,27 +6,27 @@
 -- where existed says whether a stat would have hit just before the write.
 local expected = {'set', 'hash', 'hash', 'hash', 'hash'}
 for i = 1, #KEYS do
-  local kind = redis.call('TYPE', KEYS[i])['ok']
-  if kind ~= 'none' and kind ~= expected[i] then
-    return redis.error_reply('BLOBCACHE_CORRUPT ' .. KEYS[i] .. ' holds a ' .. kind)
+  local refused = wrong_type(KEYS[i], expected[i])
+  if refused then
+    return refused
   end
 end
 local existed = 0
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
-  local before = redis.call('HMGET', KEYS[2], 'digest', 'size')
-  if before[1] and before[2] and redis.call('HEXISTS', KEYS[3], 'mediatype') == 1 then
+  local before = redis.call('HMGET', KEYS[2], FIELD_DIGEST, FIELD_SIZE)
+  if before[1] and before[2] and redis.call('HEXISTS', KEYS[3], FIELD_MEDIA_TYPE) == 1 then
     existed = 1
   end
 end
 local function write(digest, global_key, repository_key)
   redis.call('SADD', KEYS[1], digest)
-  redis.call('HSET', global_key, 'digest', ARGV[2], 'size', ARGV[3])
-  redis.call('HSETNX', global_key, 'mediatype', ARGV[4])
-  redis.call('HSET', repository_key, 'mediatype', ARGV[4])
+  redis.call('HSET', global_key, FIELD_DIGEST, ARGV[2], FIELD_SIZE, ARGV[3])
+  redis.call('HSETNX', global_key, FIELD_MEDIA_TYPE, ARGV[4])
+  redis.call('HSET', repository_key, FIELD_MEDIA_TYPE, ARGV[4])
 end
 write(ARGV[1], KEYS[2], KEYS[3])
 if #KEYS == 5 then
   write(ARGV[2], KEYS[4], KEYS[5])
 end
-local after = redis.call('HMGET', KEYS[2], 'digest', 'size', 'mediatype')
+local after = redis.call('HMGET', KEYS[2], unpack(DESCRIPTOR_FIELDS))
 return {existed, after[1], after[2], after[3], ARGV[4]}

@@ -4,6 +4,6 @@
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
   return {0}
 end
-local fields = redis.call('HMGET', KEYS[2], 'digest', 'size', 'mediatype')
-local override = redis.call('HGET', KEYS[3], 'mediatype')
+local fields = redis.call('HMGET', KEYS[2], unpack(DESCRIPTOR_FIELDS))
+local override = redis.call('HGET', KEYS[3], FIELD_MEDIA_TYPE)
 return {1, fields[1], fields[2], fields[3], override}
