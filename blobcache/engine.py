@@ -250,15 +250,20 @@ class Run:
         self.tally = Tally()
         self.layout = LayoutKeys()
 
-    def complete(self, walk: Callable[[], None]) -> ClearResult:
-        """Run ``walk``; an interrupt (held back while a batch is in flight) ends it early with
-        the exact counts of the batches done."""
-        interrupted = False
+    def walk(self, walk: Callable[[], None]) -> bool:
+        """Run ``walk``, Redis errors translated; True when an interrupt (held back while a
+        batch is in flight) ended it early, with the exact counts of the batches done."""
         try:
             with translate_redis_errors(self.client):
                 walk()
         except KeyboardInterrupt:
-            interrupted = True
+            return True
+        return False
+
+    def complete(self, walk: Callable[[], None]) -> ClearResult:
+        """A clear's run: ``walk``, then its counts and the cleared-entries metric."""
+        try:
+            interrupted = self.walk(walk)
         finally:
             # What the finished batches removed is gone, even when a later batch failed.
             if not self.dry_run:
@@ -316,8 +321,32 @@ class Run:
         with shielded_from_interrupts():
             self.tally.add(0, self.store.unlink([key], self.clear) if self.clear else 1)
 
+    def removals_from(self, membership_key: str) -> SetRemovals:
+        """Track the members a walk removes from one set, for a dry run's count of the set."""
+        return SetRemovals(self, membership_key)
+
     def count_would_delete(self, entries: int = 0, deleted_keys: int = 0) -> None:
         """A dry run's count of what the store's replies cannot say: keys the real run would
         delete with their last member, entries a walk counts where it meets them."""
         if self.dry_run:
             self.tally.add(entries, deleted_keys)
+
+
+class SetRemovals:
+    """The members a walk removes from one set, when it may leave some behind.
+
+    A dry run removes nothing, so it decides at the end whether the real run would have emptied
+    (and so deleted) the set: when the members it counted were all there was when it began.
+    """
+
+    def __init__(self, run: Run, membership_key: str) -> None:
+        self.run = run
+        self.size_before = int(run.client.scard(membership_key)) if run.dry_run else 0
+        self.removed = 0
+
+    def add(self, removed: int) -> None:
+        self.removed += removed
+
+    def settle(self) -> None:
+        if self.size_before and self.removed == self.size_before:
+            self.run.count_would_delete(deleted_keys=1)

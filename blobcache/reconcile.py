@@ -34,23 +34,20 @@ slots.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from blobcache import audit, keys, metrics, signals
-from blobcache.cache import (
-    DescriptorCache,
-    RepositoryScopedCache,
-    get_descriptor_cache,
-    translate_redis_errors,
-)
+from blobcache.cache import DescriptorCache, RepositoryScopedCache, get_descriptor_cache
 from blobcache.engine import (
     GLOBAL,
     MEMBERSHIP,
     REPOSITORY,
     SWEEP_SCAN_COUNT,
-    LayoutKeys,
+    LayoutKey,
+    Progress,
+    Run,
     check_batch_size,
     is_valid_digest,
     shielded_from_interrupts,
@@ -93,9 +90,6 @@ REASONS = (
     ORPHAN_REPOSITORY_HASH,
     GLOBAL_DATA_MISSING,
 )
-
-Progress = Callable[[int], None]
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,40 +150,36 @@ class ReconcileResult:
         return {**self.summary(), "digests": [entry.as_dict() for entry in self.entries]}
 
 
-# A repository entry waiting for its batch: (repository, digest, reason).
-_Candidate = tuple[str, str, str]
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A repository entry the walk found stale, waiting for its batch's re-check."""
+
+    repository: str
+    digest: str
+    reason: str
 
 
 class _Reconciliation:
-    """One run: the client, the storage, the counts, and the batch being filled."""
+    """What one reconcile run adds to the engine's run: the storage it asks, and the cleared
+    entries per reason."""
 
     def __init__(
         self,
-        cache: DescriptorCache,
+        run: Run,
         storage: Storage,
         view: StorageView,
-        *,
-        dry_run: bool,
-        batch_size: int,
-        progress: Progress | None,
         on_cleared: Callable[[ClearedEntry], None] | None,
     ) -> None:
-        self.client = cache.client
-        self.store = cache.store
+        self.run = run
         self.storage = storage
         # The walk asks the view (listings, for an object store); a batch's re-check asks
         # storage itself, just before deleting.
         self.view = view
         self.requests_before = storage.requests
-        self.dry_run = dry_run
-        self.batch_size = batch_size
-        self.progress = progress
         self.on_cleared = on_cleared
         self.collected: list[ClearedEntry] = []
         self.counts = dict.fromkeys(REASONS, 0)
-        self.keys_deleted = 0
         self.skipped = 0
-        self.layout = LayoutKeys()
 
     # --- what storage backs ---
 
@@ -213,19 +203,16 @@ class _Reconciliation:
             return True
         return canonical not in (None, digest) and source.has_blob_data(canonical)
 
-    # --- bookkeeping ---
-
-    def advance(self, done: int) -> None:
-        if self.progress is not None and done:
-            self.progress(done)
+    # --- what was cleared ---
 
     def record(self, entry: ClearedEntry) -> None:
         self.counts[entry.reason] += 1
+        self.run.tally.add(1, 0)
         if self.on_cleared is not None:
             self.on_cleared(entry)
         else:
             self.collected.append(entry)
-        if not self.dry_run:
+        if not self.run.dry_run:
             metrics.count_reconcile_cleared(entry.reason)
             sender = DescriptorCache if entry.repository is None else RepositoryScopedCache
             signals.descriptor_cleared.send(
@@ -235,8 +222,8 @@ class _Reconciliation:
     def result(self, repository: str | None, interrupted: bool) -> ReconcileResult:
         return ReconcileResult(
             counts=dict(self.counts),
-            keys_deleted=self.keys_deleted,
-            dry_run=self.dry_run,
+            keys_deleted=self.run.tally.keys_deleted,
+            dry_run=self.run.dry_run,
             repository=repository,
             interrupted=interrupted,
             skipped=self.skipped,
@@ -244,185 +231,184 @@ class _Reconciliation:
             entries=tuple(self.collected),
         )
 
-    # --- walks ---
 
-    def scan(self, pattern: str, count: int) -> Iterator[list[Any]]:
-        """The keys matching ``pattern`` in chunks of one batch (every node of a cluster)."""
-        chunk: list[Any] = []
-        for key in self.client.scan_iter(match=pattern, count=count):
-            chunk.append(key)
-            if len(chunk) >= self.batch_size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+# --- repository entries --------------------------------------------------------------------------
 
-    def repository_members(self, repository: str) -> None:
-        """Walk one membership set with SSCAN; stale members go in batches with their hashes."""
-        membership = keys.membership_key(repository)
-        kind = keys.key_text(self.client.type(membership))
-        if kind == "none":
-            return
-        if kind != "set":
-            self.skipped += 1
-            return
-        # A dry run removes nothing, so it decides at the end whether the real run would have
-        # emptied (and so deleted) the set: when every member it counted was all there was.
-        size = int(self.client.scard(membership)) if self.dry_run else 0
-        removed = 0
-        pending: list[_Candidate] = []
-        examined = 0
-        for member in self.client.sscan_iter(membership, count=self.batch_size):
-            digest = keys.key_text(member)
-            examined += 1
-            if not is_valid_digest(digest):
-                # The registries 2.3 to 2.8.2 accepted upper-case hex: no storage path to check.
-                self.skipped += 1
-            else:
-                reason = self.repository_reason(repository, digest)
-                if reason is not None:
-                    pending.append((repository, digest, reason))
-            if len(pending) >= self.batch_size:
-                removed += self.repository_batch(MEMBERS, pending)
+
+def _walk_members(rec: _Reconciliation, repository: str) -> None:
+    """Walk one membership set; stale members go in batches with their hashes."""
+    run = rec.run
+    membership = keys.membership_key(repository)
+    kind = run.key_type(membership)
+    if kind == "none":
+        return
+    if kind != "set":
+        rec.skipped += 1
+        return
+    removals = run.removals_from(membership)
+    pending: list[_Candidate] = []
+    for page in run.members(repository):
+        # The registries 2.3 to 2.8.2 accepted upper-case hex: no storage path to check.
+        rec.skipped += len(page.extra_members)
+        for digest in page.digests:
+            reason = rec.repository_reason(repository, digest)
+            if reason is not None:
+                pending.append(_Candidate(repository, digest, reason))
+            if len(pending) >= run.batch_size:
+                removals.add(_clear_repository_batch(rec, MEMBERS, pending))
                 pending = []
-            if examined >= self.batch_size:
-                self.advance(examined)
-                examined = 0
-        removed += self.repository_batch(MEMBERS, pending)
-        self.advance(examined)
-        if self.dry_run and size and removed == size:
-            self.keys_deleted += 1
+        run.advance(len(page.scanned))
+    removals.add(_clear_repository_batch(rec, MEMBERS, pending))
+    removals.settle()
 
-    def repository_orphans(self, repository: str) -> None:
-        """Repository hashes without membership (older registries leave them), one sweep."""
-        pattern = keys.repository_hashes_pattern(repository)
-        pending: list[_Candidate] = []
-        for chunk in self.scan(pattern, max(self.batch_size, SWEEP_SCAN_COUNT)):
-            hashes: list[tuple[str, str]] = []
-            for key in chunk:
-                found = self.layout.classify(key)
-                # The pattern's ``*`` also matches names that merely start with this one.
-                if found and found.shape == REPOSITORY and found.repository == repository:
-                    hashes.append((found.repository, found.digest))
-            self.orphan_candidates(hashes, pending)
-            if len(pending) >= self.batch_size:
-                self.repository_batch(ORPHANS, pending)
-                pending = []
-        self.repository_batch(ORPHANS, pending)
 
-    def orphan_candidates(self, hashes: list[tuple[str, str]], pending: list[_Candidate]) -> None:
-        """Queue the hashes without membership that storage does not back.
+def _sweep_orphans(rec: _Reconciliation, repository: str) -> None:
+    """The repository's hashes without membership (older registries leave them), one sweep."""
+    run = rec.run
+    pattern = keys.repository_hashes_pattern(repository)
+    pending: list[_Candidate] = []
+    for chunk in run.scan(pattern, max(run.batch_size, SWEEP_SCAN_COUNT)):
+        hashes: list[LayoutKey] = []
+        for key in chunk:
+            found = run.layout.classify(key)
+            # The pattern's ``*`` also matches names that merely start with this one.
+            if found and found.shape == REPOSITORY and found.repository == repository:
+                hashes.append(found)
+        _queue_orphans(rec, hashes, pending)
+        if len(pending) >= run.batch_size:
+            _clear_repository_batch(rec, ORPHANS, pending)
+            pending = []
+    _clear_repository_batch(rec, ORPHANS, pending)
 
-        Membership is asked first (one SMISMEMBER per repository): a member's hash is its set
-        walk's business, and most hashes have their member, so most storage checks are saved.
-        The batch script asks again, atomically, before deleting anything.
-        """
-        if not hashes:
-            return
-        by_repository: dict[str, list[str]] = {}
-        for name, digest in hashes:
-            by_repository.setdefault(name, []).append(digest)
-        pipe = self.client.pipeline(transaction=False)
-        for name, digests in by_repository.items():
-            pipe.smismember(keys.membership_key(name), digests)
+
+def _queue_orphans(
+    rec: _Reconciliation, hashes: list[LayoutKey], pending: list[_Candidate]
+) -> None:
+    """Queue the hashes without membership that storage does not back.
+
+    Membership is asked first (one SMISMEMBER per repository): a member's hash is its set
+    walk's business, and most hashes have their member, so most storage checks are saved.
+    The batch asks again, atomically, before deleting anything.
+    """
+    if not hashes:
+        return
+    by_repository: dict[str, list[str]] = {}
+    for found in hashes:
+        by_repository.setdefault(found.repository, []).append(found.digest)
+    replies = rec.run.store.read_each(
+        [
+            ("smismember", (keys.membership_key(name), digests))
+            for name, digests in by_repository.items()
+        ]
+    )
+    for (name, digests), flags in zip(by_repository.items(), replies, strict=True):
         # A membership key of the wrong type answers WRONGTYPE: it holds no members.
-        replies = pipe.execute(raise_on_error=False)
-        for (name, digests), flags in zip(by_repository.items(), replies, strict=True):
-            held = [False] * len(digests) if isinstance(flags, Exception) else flags
-            for digest, member in zip(digests, held, strict=True):
-                if not int(member) and self.repository_reason(name, digest) is not None:
-                    pending.append((name, digest, ORPHAN_REPOSITORY_HASH))
+        held = [False] * len(digests) if isinstance(flags, Exception) else flags
+        for digest, member in zip(digests, held, strict=True):
+            if not int(member) and rec.repository_reason(name, digest) is not None:
+                pending.append(_Candidate(name, digest, ORPHAN_REPOSITORY_HASH))
 
-    def every_repository(self) -> None:
-        """One SCAN over the repository keys: each set is walked when met, hashes without
-        membership are checked as orphans."""
-        pending: list[_Candidate] = []
-        for chunk in self.scan(keys.REPOSITORY_KEYS_PATTERN, self.batch_size):
-            sets: list[str] = []
-            hashes: list[tuple[str, str]] = []
-            for key in chunk:
-                found = self.layout.classify(key)
-                if found is None:
-                    continue
-                if found.shape == MEMBERSHIP:
-                    sets.append(found.repository)
-                elif found.shape == REPOSITORY:
-                    hashes.append((found.repository, found.digest))
-            self.orphan_candidates(hashes, pending)
-            if len(pending) >= self.batch_size:
-                self.repository_batch(ORPHANS, pending)
-                pending = []
-            self.advance(len(hashes))
-            for name in sets:
-                self.repository_members(name)
-        self.repository_batch(ORPHANS, pending)
 
-    def every_global(self) -> None:
-        pending: list[str] = []
-        for chunk in self.scan(keys.global_key("*"), self.batch_size):
-            for key in chunk:
-                found = self.layout.classify(key)
-                if found and found.shape == GLOBAL and not self.global_backed(found.digest):
-                    pending.append(found.digest)
-            if len(pending) >= self.batch_size:
-                self.global_batch(pending)
-                pending = []
-            self.advance(len(chunk))
-        self.global_batch(pending)
+def _walk_repositories(rec: _Reconciliation) -> None:
+    """One SCAN over the repository keys: each set is walked when met, hashes without
+    membership are checked as orphans."""
+    run = rec.run
+    pending: list[_Candidate] = []
+    for chunk in run.scan(keys.REPOSITORY_KEYS_PATTERN, run.batch_size):
+        sets: list[str] = []
+        hashes: list[LayoutKey] = []
+        for key in chunk:
+            found = run.layout.classify(key)
+            if found is None:
+                continue
+            if found.shape == MEMBERSHIP:
+                sets.append(found.repository)
+            elif found.shape == REPOSITORY:
+                hashes.append(found)
+        _queue_orphans(rec, hashes, pending)
+        if len(pending) >= run.batch_size:
+            _clear_repository_batch(rec, ORPHANS, pending)
+            pending = []
+        run.advance(len(hashes))
+        for name in sets:
+            _walk_members(rec, name)
+    _clear_repository_batch(rec, ORPHANS, pending)
 
-    # --- batches ---
 
-    def repository_batch(self, kind: str, candidates: list[_Candidate]) -> int:
-        """Re-check storage, then clear the batch atomically; returns members removed."""
-        confirmed: list[_Candidate] = []
-        for repository, digest, reason in candidates:
-            now = self.repository_reason(repository, digest, recheck=True)
-            if now is not None:
-                confirmed.append((repository, digest, reason if kind == ORPHANS else now))
-        if not confirmed:
-            return 0
-        removed = 0
-        with shielded_from_interrupts():
-            pairs = [(repository, digest) for repository, digest, _ in confirmed]
-            outcome = self.store.reconcile_repository(kind, pairs, not self.dry_run)
-            self.keys_deleted += outcome.sets_deleted
-            for (repository, digest, reason), flag in zip(confirmed, outcome.flags, strict=True):
-                if flag & PRESENT:
-                    removed += 1
-                if flag & HASH_DELETED:
-                    self.keys_deleted += 1
-                if flag:
-                    self.record(ClearedEntry(reason, digest, repository))
-        return removed
+def _clear_repository_batch(rec: _Reconciliation, kind: str, candidates: list[_Candidate]) -> int:
+    """Re-check storage, then clear the batch atomically; returns the members removed."""
+    confirmed: list[_Candidate] = []
+    for candidate in candidates:
+        now = rec.repository_reason(candidate.repository, candidate.digest, recheck=True)
+        if now is not None:
+            reason = candidate.reason if kind == ORPHANS else now
+            confirmed.append(_Candidate(candidate.repository, candidate.digest, reason))
+    if not confirmed:
+        return 0
+    run = rec.run
+    removed = 0
+    with shielded_from_interrupts():
+        outcome = run.store.reconcile_repository(
+            kind, [(entry.repository, entry.digest) for entry in confirmed], run.clear
+        )
+        run.tally.add(0, outcome.sets_deleted)
+        for entry, flag in zip(confirmed, outcome.flags, strict=True):
+            if flag & PRESENT:
+                removed += 1
+            if flag & HASH_DELETED:
+                run.tally.add(0, 1)
+            if flag:
+                rec.record(ClearedEntry(entry.reason, entry.digest, entry.repository))
+    return removed
 
-    def global_batch(self, candidates: list[str]) -> None:
-        if not candidates:
-            return
-        global_keys = [keys.global_key(digest) for digest in candidates]
-        pipe = self.client.pipeline(transaction=False)
-        for key in global_keys:
-            pipe.hget(key, keys.FIELD_DIGEST)
-        # A key of another type answers WRONGTYPE here; the script leaves it alone anyway.
-        canonical = [
-            None if isinstance(value, Exception) or value is None else keys.key_text(value)
-            for value in pipe.execute(raise_on_error=False)
-        ]
-        confirmed = [
-            (key, digest)
-            for key, digest, named in zip(global_keys, candidates, canonical, strict=True)
-            if not self.global_backed(
-                digest, named if named and is_valid_digest(named) else None, recheck=True
-            )
-        ]
-        if not confirmed:
-            return
-        with shielded_from_interrupts():
-            flags = self.store.reconcile_globals([key for key, _ in confirmed], not self.dry_run)
-            for (_, digest), flag in zip(confirmed, flags, strict=True):
-                if flag & HASH_DELETED:
-                    self.keys_deleted += 1
-                if flag:
-                    self.record(ClearedEntry(GLOBAL_DATA_MISSING, digest))
+
+# --- global entries ------------------------------------------------------------------------------
+
+
+def _walk_globals(rec: _Reconciliation) -> None:
+    run = rec.run
+    pending: list[str] = []
+    for chunk in run.scan(keys.global_key("*"), run.batch_size):
+        for key in chunk:
+            found = run.layout.classify(key)
+            if found and found.shape == GLOBAL and not rec.global_backed(found.digest):
+                pending.append(found.digest)
+        if len(pending) >= run.batch_size:
+            _clear_global_batch(rec, pending)
+            pending = []
+        run.advance(len(chunk))
+    _clear_global_batch(rec, pending)
+
+
+def _clear_global_batch(rec: _Reconciliation, candidates: list[str]) -> None:
+    """Re-check storage (an alias entry is backed by its canonical digest's data too), then
+    clear the batch."""
+    if not candidates:
+        return
+    run = rec.run
+    global_keys = [keys.global_key(digest) for digest in candidates]
+    # A key of another type answers WRONGTYPE here; the batch leaves it alone anyway.
+    named = run.store.read_each([("hget", (key, keys.FIELD_DIGEST)) for key in global_keys])
+    confirmed: dict[str, str] = {}
+    for key, digest, canonical in zip(global_keys, candidates, named, strict=True):
+        canonical_text = (
+            None
+            if isinstance(canonical, Exception) or canonical is None
+            else keys.key_text(canonical)
+        )
+        if canonical_text is not None and not is_valid_digest(canonical_text):
+            canonical_text = None
+        if not rec.global_backed(digest, canonical_text, recheck=True):
+            confirmed[key] = digest
+    if not confirmed:
+        return
+    with shielded_from_interrupts():
+        flags = run.store.reconcile_globals(list(confirmed), run.clear)
+        for digest, flag in zip(confirmed.values(), flags, strict=True):
+            if flag & HASH_DELETED:
+                run.tally.add(0, 1)
+            if flag:
+                rec.record(ClearedEntry(GLOBAL_DATA_MISSING, digest))
 
 
 def reconcile(
@@ -465,7 +451,8 @@ def reconcile(
         opened = open_storage(storage)
         try:
             cache = cache if cache is not None else get_descriptor_cache()
-            return _run(opened, entry, name, cache, dry_run, batch_size, progress, on_cleared)
+            run = Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
+            return _run(opened, entry, name, run, on_cleared)
         finally:
             if opened is not storage:
                 opened.close()
@@ -473,39 +460,29 @@ def reconcile(
 
 def _run(
     storage: Storage,
-    entry: audit.PendingEntry,
+    audit_entry: audit.PendingEntry,
     name: str | None,
-    cache: DescriptorCache,
-    dry_run: bool,
-    batch_size: int,
-    progress: Progress | None,
+    run: Run,
     on_cleared: Callable[[ClearedEntry], None] | None,
 ) -> ReconcileResult:
     with storage.snapshot() as view:
-        run = _Reconciliation(
-            cache,
-            storage,
-            view,
-            dry_run=dry_run,
-            batch_size=batch_size,
-            progress=progress,
-            on_cleared=on_cleared,
-        )
+        rec = _Reconciliation(run, storage, view, on_cleared)
+
+        def walk() -> None:
+            if name is not None:
+                _walk_members(rec, name)
+                _sweep_orphans(rec, name)
+            else:
+                _walk_repositories(rec)
+                _walk_globals(rec)
+
         interrupted = False
         try:
-            with translate_redis_errors(cache.client):
-                if name is not None:
-                    run.repository_members(name)
-                    run.repository_orphans(name)
-                else:
-                    run.every_repository()
-                    run.every_global()
-        except KeyboardInterrupt:
-            interrupted = True
+            interrupted = run.walk(walk)
         finally:
             # Batches are applied whole: a run that Redis or storage stopped midway is
             # recorded with what it had cleared by then.
-            result = run.result(name, interrupted)
-            entry.set_result(result)
-            entry.counts = {**run.counts, "skipped": run.skipped}
+            result = rec.result(name, interrupted)
+            audit_entry.set_result(result)
+            audit_entry.counts = {**rec.counts, "skipped": rec.skipped}
         return result
