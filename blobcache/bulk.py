@@ -64,10 +64,6 @@ __all__ = [
     "shielded_from_interrupts",
 ]
 
-# The engine's run under the name the command tests patch to interrupt a clear midway.
-_Run = Run
-
-
 # --- one repository's scope ----------------------------------------------------------------------
 
 
@@ -333,7 +329,7 @@ def clear_repository_scope(
     after each batch. Sends ``repository_cleared`` after a real clear that deleted anything.
     """
     name = validate_repository_name(repository)
-    run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
+    run = Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
     result = run.complete(lambda: _clear_scope(run, name, sweep=sweep))
     if not dry_run and result.keys_deleted:
         signals.repository_cleared.send(sender=type(cache), repository=name, cleared=result.cleared)
@@ -355,7 +351,7 @@ def clear_all(
     the members' hashes, so an interrupted run leaves only whole entries behind. ``progress``
     receives the number of keys scanned.
     """
-    run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
+    run = Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
     return run.complete(lambda: _clear_layout(run))
 
 
@@ -383,7 +379,7 @@ def clear_digests(
         raise ValueError("a clear is either everywhere or in one repository, not both")
     name = None if repository is None else validate_repository_name(repository)
     unique = list(dict.fromkeys(validate_digest(digest) for digest in digests))
-    run = _Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
+    run = Run(cache, dry_run=dry_run, batch_size=batch_size, progress=progress)
 
     def walk() -> None:
         members_before = 0
@@ -456,7 +452,7 @@ def clear_entries(
     pairs = [
         (validate_repository_name(name), validate_digest(digest)) for name, digest in entries
     ]
-    run = _Run(cache, dry_run=False, batch_size=batch_size, progress=progress)
+    run = Run(cache, dry_run=False, batch_size=batch_size, progress=progress)
     result = EntriesResult()
 
     def walk() -> None:

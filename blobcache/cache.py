@@ -22,7 +22,6 @@ from blobcache.digest import algorithm_of, validate_digest
 from blobcache.exceptions import BlobUnknown, DescriptorCorrupt, DescriptorInvalid
 from blobcache.reference import validate_repository_name
 from blobcache.store import Store, store_for
-from blobcache.store.cluster import ClusterStore
 from blobcache.store.errors import translate_redis_errors, unavailable
 
 __all__ = [
@@ -93,12 +92,6 @@ class DescriptorCache:
         self.client = client
         #: Every multi-key primitive, as the client's topology makes it atomic.
         self.store: Store = store_for(client)
-
-    @property
-    def cluster(self) -> bool:
-        """Whether the client speaks to a Redis Cluster, for pages and reports that say so;
-        behaviour differs only inside the store."""
-        return isinstance(self.store, ClusterStore)
 
     def eviction_policies(self) -> dict[str, str] | None:
         """``maxmemory-policy`` of each primary (one entry outside Cluster), or ``None`` when the

@@ -30,6 +30,7 @@ from blobcache.reconcile import (
     reconcile,
 )
 from blobcache.storage import RegistryStorage, StorageInvalid, StorageUnavailable
+from blobcache.store.cluster import ClusterStore
 from blobcache.testing import (
     Topology,
     django_settings_for,
@@ -473,7 +474,7 @@ def test_cluster_runs_the_same_reconciliation_in_per_slot_steps(
     storage = StorageTree(tmp_path / "storage")
     with override_settings(**django_settings_for(cluster)):
         cache = get_descriptor_cache()
-        assert cache.cluster
+        assert isinstance(cache.store, ClusterStore)
         populate_stale(cache, client, storage)
         client.sadd("repository::gone/repo::blobs", D5)
         before = dump(client)

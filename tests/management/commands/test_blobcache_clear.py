@@ -205,16 +205,16 @@ def test_interrupted_clear_prints_the_summary_and_how_far_it_got(
 ) -> None:
     for n in range(10):
         put(cache, "part", f"sha256:{n:064x}")
-    from blobcache import bulk
+    from blobcache import engine
 
-    original = bulk._Run.advance
+    original = engine.Run.advance
 
-    def advance_then_interrupt(self: bulk._Run, done: int) -> None:
+    def advance_then_interrupt(self: engine.Run, done: int) -> None:
         original(self, done)
         raise KeyboardInterrupt
 
     # The first batch is done when the interrupt comes: exactly 4 entries are gone.
-    monkeypatch.setattr(bulk._Run, "advance", advance_then_interrupt)
+    monkeypatch.setattr(engine.Run, "advance", advance_then_interrupt)
     outcome = run(
         "blobcache_clear",
         "--repository",
