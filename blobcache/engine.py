@@ -1,16 +1,16 @@
 """The engine every bulk walk runs on: scan in chunks, run a batch through the store, count.
 
-A walk (a whole-scope clear, a digest-list clear, statistics) only decides which keys go in
-which batch. This module does the rest, once: SCAN and SSCAN in bounded chunks, each batch sent
-through the client's :class:`~blobcache.store.base.Store` while SIGINT and SIGTERM are held
-back, so the counts are exact even for an interrupted run, and the dry-run counting that a walk
-cannot read from the store's replies (a set the real run would empty).
+A walk (a whole-scope clear, a digest-list clear, statistics, reconcile) only decides which
+keys go in which batch. This module does the rest, once: SCAN and SSCAN in bounded chunks, each
+batch sent through the client's :class:`~blobcache.store.base.Store` while SIGINT and SIGTERM
+are held back, so the counts are exact even for an interrupted run, and the dry-run counting
+that a walk cannot read from the store's replies (a set the real run would empty).
 
 ::
 
-    walker (bulk.py)  --batches-->  Run (counts, interrupts)  --primitives-->  Store
-                                                                            /        \\
-                                                          ScriptedStore (Lua)   ClusterStore (steps)
+    walker (bulk.py, reconcile.py) --batches--> Run (counts, interrupts) --primitives--> Store
+                                                                                   /      \\
+                                                             ScriptedStore (Lua)   ClusterStore
 """
 
 from __future__ import annotations

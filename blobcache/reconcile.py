@@ -26,9 +26,11 @@ storage is checked again just before their batch is deleted, and each batch is o
 SCAN and SSCAN, never a whole set or key list in memory; with ``on_cleared`` the cleared entries
 are handed over one by one instead of being collected in the result.
 
-Each batch goes through the client's store (:mod:`blobcache.store`): one script on a single
-server, ordered per-slot steps on Redis Cluster, where a set and its hashes live in different
-slots.
+Reconcile is three walkers over the bulk engine (:mod:`blobcache.engine`), which scans, pages
+sets, counts and holds interrupts back: the repository memberships, the orphan repository hashes
+and the global entries. Each batch goes through the client's store (:mod:`blobcache.store`): one
+script on a single server, ordered per-slot steps on Redis Cluster, where a set and its hashes
+live in different slots.
 """
 
 from __future__ import annotations
