@@ -431,14 +431,20 @@ def pytest_configure(config: pytest.Config) -> None:
         "standalone: the test relies on a single Redis server (MONITOR, CONFIG, MULTI, or the "
         "standalone-only atomicity guarantee), so it does not run on Sentinel and Cluster",
     )
+    config.addinivalue_line(
+        "markers",
+        "cluster: the test is about Redis Cluster's own behaviour (slots, per-node steps), so it "
+        "runs on Cluster only",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """The contract suite: every test using ``redis_client``/``cache`` runs on each topology.
 
     A test that asks for the standalone server itself (``redis_server``/``redis_url``) or is
-    marked ``standalone`` runs on standalone only. ``BLOBCACHE_TEST_TOPOLOGIES`` (comma
-    separated) narrows the list for a quick local run; CI runs all three.
+    marked ``standalone`` runs on standalone only, one marked ``cluster`` on Cluster only.
+    ``BLOBCACHE_TEST_TOPOLOGIES`` (comma separated) narrows the list for a quick local run; CI
+    runs all three.
     """
     if "topology" not in metafunc.fixturenames:
         return
@@ -451,6 +457,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     else:
         selected = os.environ.get("BLOBCACHE_TEST_TOPOLOGIES")
         kinds = tuple(selected.split(",")) if selected else TOPOLOGIES
+        if metafunc.definition.get_closest_marker("cluster"):
+            # Only a local run narrowed to other topologies leaves it with no parameter (skipped).
+            kinds = tuple(kind for kind in kinds if kind == "cluster")
     metafunc.parametrize("topology", kinds, indirect=True, scope="session")
 
 

@@ -80,11 +80,11 @@ def test_a_global_key_of_another_type_goes_whole_with_every_global_clear(
     assert redis_client.exists(f"blobs::{D1}") == int(not clear)
 
 
+@pytest.mark.cluster  # off Cluster a stat is one script, one reply (test_cache_roundtrips.py)
 def test_a_cluster_repository_stat_waits_for_two_replies(
     cache: DescriptorCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not isinstance(cache.store, ClusterStore):
-        pytest.skip("one script, one reply, off Cluster (tests/test_cache_roundtrips.py)")
+    assert isinstance(cache.store, ClusterStore)
     put(cache, D1)
     steps: list[list[str]] = []
     step = ClusterStore._step
