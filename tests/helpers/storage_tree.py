@@ -4,6 +4,7 @@ the filesystem or in a bucket (:class:`tests.helpers.s3_tree.S3Tree`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -144,9 +145,26 @@ EXPECTED_REASONS = {
 }
 
 
+def expected_stale_report(storage_requests: int) -> dict[str, Any]:
+    """The JSON result of reconciling populate_stale's entries, as the command and API print it."""
+    return {
+        "cleared": 5,
+        "keys_deleted": 5,
+        "dry_run": False,
+        "repository": None,
+        "reasons": EXPECTED_REASONS,
+        "skipped": 0,
+        "storage_requests": storage_requests,
+        "digests": EXPECTED_DIGESTS,
+    }
+
+
+def sorted_digests(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A result's digests in EXPECTED_WHOLE's order (SCAN order varies)."""
+    return sorted(entries, key=lambda e: (e["reason"], e["repository"] or "", e["digest"]))
+
+
 def in_order(document: dict[str, Any]) -> dict[str, Any]:
-    """A JSON result with its digests sorted like EXPECTED_WHOLE (SCAN order varies)."""
-    document["digests"] = sorted(
-        document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
-    )
+    """A JSON result with its digests sorted like EXPECTED_WHOLE."""
+    document["digests"] = sorted_digests(document["digests"])
     return document
