@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +21,13 @@ from blobcache.reconcile import (
 )
 from tests.helpers.commands import run
 from tests.helpers.entries import D1, D4, D5
-from tests.helpers.processes import manage, populate, run_on_terminal, signal_when, start
+from tests.helpers.processes import (
+    LOAD_MEMBERSHIP,
+    interrupted_in_repository,
+    manage,
+    populate,
+    run_on_terminal,
+)
 from tests.helpers.storage_tree import (
     APP,
     EXPECTED_REASONS,
@@ -255,28 +260,14 @@ class TestProcesses:
         status: int,
     ) -> None:
         # 60,000 members nothing in storage backs: every one is stale.
-        populate(redis_client, repositories=1, members=60_000)
-        membership = "repository::load/repo0::blobs"
-        process = start(
+        membership = LOAD_MEMBERSHIP
+        returncode, stdout, stderr = interrupted_in_repository(
             redis_url,
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--repository",
-            "load/repo0",
-            "--no-input",
-            "--batch-size",
-            "10",
-            "--format",
-            "json",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            redis_client,
+            ["blobcache_reconcile", "--storage-root", str(tree.root), "--repository", "load/repo0"],
+            signum,
         )
-        signal_when(
-            process, lambda: redis_client.scard(membership) < 60_000, signum
-        )
-        stdout, stderr = process.communicate(timeout=60)
-        assert process.returncode == status, stderr
+        assert returncode == status, stderr
         left = redis_client.scard(membership)
         assert 0 < left < 60_000
         document = json.loads(stdout)
