@@ -17,7 +17,7 @@ from blobcache.reconcile import (
     ORPHAN_REPOSITORY_HASH,
     ReconcileResult,
 )
-from tests.helpers.entries import D1, D2, D3, D4, D5, D6
+from tests.helpers.entries import D1, D2, D3, D4, D5, D6, digest
 from tests.helpers.s3_tree import S3Tree
 
 OCTET = "application/octet-stream"
@@ -74,6 +74,15 @@ class StorageTree:
 def cache_entry(cache: DescriptorCache, repository: str | None, key_digest: str) -> None:
     target = cache if repository is None else cache.repository_scoped(repository)
     target.set_descriptor(key_digest, Descriptor(key_digest, 10, OCTET))
+
+
+def cache_sha512_alias(cache: DescriptorCache, storage: StorageTree | S3Tree) -> str:
+    """D1's content cached in team/app under its sha512 digest, and the sha512 link the registry
+    writes for such a push (it names D1); whether D1's own data and link exist is the caller's."""
+    alias = digest(1, "sha512")
+    cache.repository_scoped(APP).set_descriptor(alias, Descriptor(D1, 10, OCTET))
+    storage.alias(APP, alias, D1)
+    return alias
 
 
 def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree | S3Tree) -> None:
