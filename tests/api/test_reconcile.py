@@ -15,7 +15,6 @@ import redis
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from blobcache.cache import DescriptorCache
 from blobcache.reconcile import (
     GLOBAL_DATA_MISSING,
     MEMBERSHIP_DATA_MISSING,
@@ -34,7 +33,6 @@ from tests.helpers.storage_tree import (
     StorageTree,
     expected_stale_report,
     in_order,
-    populate_stale,
 )
 from tests.redis_state import dump
 
@@ -305,16 +303,7 @@ class TestErrors:
 class TestConfiguredStorage:
     """``BLOBCACHE["STORAGE"]``: the registry's storage section, filesystem or s3."""
 
-    def test_s3_section(
-        self,
-        api: APIClient,
-        cache: DescriptorCache,
-        redis_client: redis.Redis,
-        bucket: S3Tree,
-        settings: Any,
-    ) -> None:
-        populate_stale(cache, redis_client, bucket)
-        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE": bucket.section}
+    def test_s3_section(self, api: APIClient, stale_bucket: S3Tree) -> None:
         response = post(api)
         assert response.status_code == 200
         assert in_order(response.json()) == expected_stale_report(EXPECTED_S3_REQUESTS)

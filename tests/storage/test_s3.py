@@ -77,11 +77,7 @@ class TestReconcile:
         # the global D1, D3 and D6.
         assert again.storage_requests == 2 * 2 + 2 + 3
 
-    def test_configured_storage_is_the_same_section(
-        self, cache: DescriptorCache, redis_client: redis.Redis, bucket: S3Tree, settings: Any
-    ) -> None:
-        populate_stale(cache, redis_client, bucket)
-        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE": bucket.section}
+    def test_configured_storage_is_the_same_section(self, stale_bucket: S3Tree) -> None:
         assert by_reason(reconcile(dry_run=True)) == EXPECTED_WHOLE
 
     def test_alias_link_is_followed_with_one_read(

@@ -96,15 +96,7 @@ class TestS3:
             "dry_run": True,
         }
 
-    def test_configured_storage_without_options(
-        self,
-        cache: DescriptorCache,
-        redis_client: redis.Redis,
-        bucket: S3Tree,
-        settings: Any,
-    ) -> None:
-        populate_stale(cache, redis_client, bucket)
-        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE": bucket.section}
+    def test_configured_storage_without_options(self, stale_bucket: S3Tree) -> None:
         outcome = run("blobcache_reconcile", "--no-input", "--dry-run")
         assert (outcome.status, outcome.stderr) == (0, "")
         assert outcome.stdout.startswith("Dry run: would clear 5 descriptor entries")
