@@ -19,7 +19,7 @@ from blobcache.reconcile import (
     MEMBERSHIP_UNLINKED,
     ORPHAN_REPOSITORY_HASH,
 )
-from tests.helpers.commands import run
+from tests.helpers.commands import Outcome, run
 from tests.helpers.entries import D1, D4, D5
 from tests.helpers.processes import (
     LOAD_MEMBERSHIP,
@@ -38,12 +38,18 @@ from tests.helpers.storage_tree import (
 )
 from tests.redis_state import dump
 
+
+def reconcile_in(tree: StorageTree, *args: str) -> Outcome:
+    """``blobcache_reconcile --storage-root <tree> <args>`` in this process."""
+    return run("blobcache_reconcile", "--storage-root", str(tree.root), *args)
+
+
 REASON_LINES = "".join(f"  {reason}: {count}\n" for reason, count in EXPECTED_REASONS.items())
 
 
 class TestOutput:
     def test_text_counts_per_reason(self, stale: redis.Redis, tree: StorageTree) -> None:
-        outcome = run("blobcache_reconcile", "--storage-root", str(tree.root), "--no-input")
+        outcome = reconcile_in(tree, "--no-input")
         assert (outcome.status, outcome.stderr) == (0, "")
         assert outcome.stdout == (
             "Cleared 5 descriptor entries, deleted 5 keys, by reason:\n" + REASON_LINES
@@ -52,14 +58,7 @@ class TestOutput:
         assert stale.exists(f"blobs::{D5}") == 0
 
     def test_json_lists_the_digests_cleared(self, stale: redis.Redis, tree: StorageTree) -> None:
-        outcome = run(
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--no-input",
-            "--format",
-            "json",
-        )
+        outcome = reconcile_in(tree, "--no-input", "--format", "json")
         assert (outcome.status, outcome.stderr) == (0, "")
         expected = expected_stale_report(EXPECTED_STORAGE_REQUESTS)
         assert in_order(json.loads(outcome.stdout)) == expected
@@ -67,7 +66,7 @@ class TestOutput:
     def test_nothing_stale_prints_zero_counts_and_an_empty_list(
         self, redis_client: redis.Redis, tree: StorageTree
     ) -> None:
-        text = run("blobcache_reconcile", "--storage-root", str(tree.root), "--no-input")
+        text = reconcile_in(tree, "--no-input")
         assert text.stdout == (
             "Cleared 0 descriptor entries, deleted 0 keys, by reason:\n"
             + "".join(
@@ -80,27 +79,11 @@ class TestOutput:
                 )
             )
         )
-        document = run(
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--format",
-            "json",
-            "--dry-run",
-        )
+        document = reconcile_in(tree, "--format", "json", "--dry-run")
         assert json.loads(document.stdout)["digests"] == []
 
     def test_verbose_text_lists_each_entry(self, stale: redis.Redis, tree: StorageTree) -> None:
-        outcome = run(
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--no-input",
-            "--repository",
-            APP,
-            "--verbosity",
-            "2",
-        )
+        outcome = reconcile_in(tree, "--no-input", "--repository", APP, "--verbosity", "2")
         lines = outcome.stdout.splitlines()
         assert sorted(lines[:2]) == [
             f"{MEMBERSHIP_UNLINKED} {APP} {D1}",
@@ -120,21 +103,12 @@ class TestOutput:
         assert (dry.status, real.status) == (0, 0)
         dry_document = in_order(json.loads(dry.stdout))
         assert dry_document == {**in_order(json.loads(real.stdout)), "dry_run": True}
-        text = run("blobcache_reconcile", "--storage-root", str(tree.root), "--dry-run")
+        text = reconcile_in(tree, "--dry-run")
         assert text.stdout.startswith("Dry run: would clear 0 descriptor entries and delete 0 keys")
 
     def test_repository_scope(self, stale: redis.Redis, tree: StorageTree) -> None:
         before = dump(stale)
-        outcome = run(
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--repository",
-            APP,
-            "--no-input",
-            "--format",
-            "json",
-        )
+        outcome = reconcile_in(tree, "--repository", APP, "--no-input", "--format", "json")
         document = in_order(json.loads(outcome.stdout))
         assert document["repository"] == APP
         assert document["digests"] == [
@@ -205,7 +179,7 @@ class TestBadInput:
         self, stale: redis.Redis, tree: StorageTree
     ) -> None:
         before = dump(stale)
-        outcome = run("blobcache_reconcile", "--storage-root", str(tree.root))
+        outcome = reconcile_in(tree)
         assert outcome.status == 1
         assert outcome.stderr.startswith("refusing to clear the cache entries at ")
         assert f"that {tree.root} no longer backs without confirmation" in outcome.stderr
@@ -218,7 +192,7 @@ class TestBadInput:
         shutil.rmtree(loop)
         os.symlink(loop, loop)
         before = dump(stale)
-        outcome = run("blobcache_reconcile", "--storage-root", str(tree.root), "--no-input")
+        outcome = reconcile_in(tree, "--no-input")
         assert outcome.status == 1
         assert re.fullmatch(
             r"cannot read .*/blobs/sha256/[^\n]*: Too many levels of symbolic links; stopped, "
