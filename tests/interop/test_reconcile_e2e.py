@@ -39,6 +39,7 @@ from tests.interop.registry import (
     RegistryServer,
     assert_pulls_every_byte,
     make_image,
+    push_healthy_images,
 )
 from tests.redis_state import dump
 
@@ -238,14 +239,7 @@ def test_reconcile_on_a_healthy_registry_clears_nothing(
     registry: RegistryServer, redis_client: redis.Redis
 ) -> None:
     client = registry.client
-    first = make_image("a healthy image\n")
-    second = make_image("another healthy image\n", oci=True)
-    client.push_image(ALPINE, "latest", first)
-    client.push_image(APP, "latest", second)
-    assert client.mount_blob(APP, first.layer_digests[0], source=ALPINE).status == 201
-    assert client.head_blob(APP, first.layer_digests[0]).status == 200
-    assert_pulls_every_byte(client, ALPINE, first)
-    assert_pulls_every_byte(client, APP, second)
+    first, second = push_healthy_images(client, ALPINE, APP)
 
     before = dump(redis_client)
     # Every shape the registry writes: global hashes of blobs and (read by tag) manifests, the

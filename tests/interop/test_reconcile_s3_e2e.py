@@ -27,6 +27,7 @@ from tests.interop.registry import (
     RegistryServer,
     assert_pulls_every_byte,
     make_image,
+    push_healthy_images,
 )
 from tests.redis_state import dump
 
@@ -109,14 +110,7 @@ def test_reconcile_on_a_healthy_s3_registry_clears_nothing(
 ) -> None:
     registry = s3_registry
     client = registry.client
-    first = make_image("a healthy image in S3\n")
-    second = make_image("another healthy image in S3\n", oci=True)
-    client.push_image(ALPINE, "latest", first)
-    client.push_image(APP, "latest", second)
-    assert client.mount_blob(APP, first.layer_digests[0], source=ALPINE).status == 201
-    assert client.head_blob(APP, first.layer_digests[0]).status == 200
-    assert_pulls_every_byte(client, ALPINE, first)
-    assert_pulls_every_byte(client, APP, second)
+    first, second = push_healthy_images(client, ALPINE, APP, " in S3")
     before = dump(redis_client)
     assert redis_client.scard(f"repository::{APP}::blobs") == 3
 

@@ -23,6 +23,7 @@ from tests.helpers.commands import Outcome, run
 from tests.helpers.entries import D1, D4, D5
 from tests.helpers.processes import (
     LOAD_MEMBERSHIP,
+    assert_whole_entries,
     interrupted_in_repository,
     manage,
     populate,
@@ -257,12 +258,7 @@ class TestProcesses:
             f"entries ({60_000 - left} keys) before stopping; run the same command again to "
             "finish\n"
         )
-        # No membership without its hash, no hash without its membership.
-        hashes = {
-            key.rsplit("::", 1)[1]
-            for key in redis_client.scan_iter("repository::load/repo0::blobs::*", count=1000)
-        }
-        assert hashes == redis_client.smembers(membership)
+        assert_whole_entries(redis_client, 1)
 
         again = manage(
             redis_url,
