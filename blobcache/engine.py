@@ -72,28 +72,40 @@ _SHIELDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
+def signal_handlers(signums: Sequence[int], handler: Any) -> Iterator[None]:
+    """``handler`` for ``signums`` during the block, the previous handlers restored after it.
+
+    Signal handlers can only be changed from the main thread; elsewhere (a WSGI worker thread)
+    signals never arrive anyway, so the block runs with the handlers as they are.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, previous_handler in previous.items():
+            signal.signal(signum, previous_handler)
+
+
+@contextmanager
 def shielded_from_interrupts() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back while one batch is sent and its reply read.
 
     Without this, Ctrl-C between sending a script and reading its reply would lose the batch's
     counts (the server still runs the script to the end). The signal is re-raised as soon as the
-    batch is done, to whatever handler the caller had installed. Signal handlers can only be
-    changed from the main thread; elsewhere (a WSGI worker thread) signals never arrive anyway.
+    batch is done, to whatever handler the caller had installed.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     pending: list[int] = []
 
     def remember(signum: int, frame: Any) -> None:
         pending.append(signum)
 
-    previous = {signum: signal.signal(signum, remember) for signum in _SHIELDED_SIGNALS}
     try:
-        yield
+        with signal_handlers(_SHIELDED_SIGNALS, remember):
+            yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         if pending:
             signal.raise_signal(pending[0])
 

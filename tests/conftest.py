@@ -113,3 +113,13 @@ def s3_server() -> Iterator[S3Server]:
 def bucket(s3_server: S3Server) -> S3Tree:
     """A fresh bucket holding an empty registry root (``/registry``)."""
     return S3Tree(s3_server)
+
+
+@pytest.fixture()
+def stale_bucket(
+    cache: DescriptorCache, redis_client: redis.Redis, bucket: S3Tree, settings: Any
+) -> S3Tree:
+    """``bucket`` behind populate_stale's entries, named by ``BLOBCACHE["STORAGE"]``."""
+    populate_stale(cache, redis_client, bucket)
+    settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE": bucket.section}
+    return bucket

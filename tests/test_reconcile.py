@@ -52,6 +52,7 @@ from tests.helpers.storage_tree import (
     assert_same_outcome,
     by_reason,
     cache_entry,
+    cache_sha512_alias,
     populate_stale,
 )
 from tests.redis_state import dump
@@ -151,10 +152,8 @@ class TestReasons:
     ) -> None:
         # A push of D1's content under its sha512 digest, as the registry stores it: the data
         # and a link under sha256, and the sha512 link holding the sha256 digest.
-        alias = digest(1, "sha512")
-        cache.repository_scoped(APP).set_descriptor(alias, Descriptor(D1, 10, OCTET))
         tree.pushed(APP, D1)
-        tree.alias(APP, alias, D1)
+        alias = cache_sha512_alias(cache, tree)
         before = dump(redis_client)
         assert f"repository::{APP}::blobs::{alias}" in before
         result = reconcile(tree.root)
@@ -164,9 +163,7 @@ class TestReasons:
     def test_alias_link_whose_canonical_data_is_gone_is_cleared(
         self, cache: DescriptorCache, redis_client: redis.Redis, tree: StorageTree
     ) -> None:
-        alias = digest(1, "sha512")
-        cache.repository_scoped(APP).set_descriptor(alias, Descriptor(D1, 10, OCTET))
-        tree.alias(APP, alias, D1)
+        alias = cache_sha512_alias(cache, tree)
         tree.layer(APP, D1)
         tree.blob(alias)  # data under the alias's own path does not back a link naming D1
         result = reconcile(tree.root, repository=APP)

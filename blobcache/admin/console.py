@@ -29,7 +29,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -431,6 +431,12 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
         if not _allowed(request, permission):
             raise PermissionDenied
 
+    def confirmation_fields(self, request: HttpRequest) -> QueryDict:
+        """The fields of a clear: in the query for its confirmation page, in the form for the
+        POST that acts; either needs the delete permission."""
+        self.require(request, DELETE)
+        return request.POST if request.method == "POST" else request.GET
+
     def bad_input(self, request: HttpRequest, title: str, error: BlobCacheError) -> HttpResponse:
         return self.render(request, "invalid", title, {"error": error.message}, status=400)
 
@@ -538,8 +544,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
 
     def repository_clear_view(self, request: HttpRequest) -> HttpResponse:
         """One repository's entry for one digest (3.1+ clear), behind a confirmation."""
-        self.require(request, DELETE)
-        source = request.POST if request.method == "POST" else request.GET
+        source = self.confirmation_fields(request)
         try:
             name = validate_repository_name(source.get("name", ""))
             digest = validate_digest(source.get("digest", ""))
@@ -575,8 +580,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
 
     def repository_scope_view(self, request: HttpRequest) -> HttpResponse:
         """A repository's whole scope; the confirmation shows a dry run's numbers."""
-        self.require(request, DELETE)
-        source = request.POST if request.method == "POST" else request.GET
+        source = self.confirmation_fields(request)
         try:
             name = validate_repository_name(source.get("name", ""))
         except BlobCacheError as error:
@@ -589,8 +593,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                 CLEAR_REPOSITORY_SCOPE, scope=REPOSITORY_SCOPE, repository=name
             ) as entry:
                 result = bulk.clear_repository_scope(cache, name, sweep=sweep)
-                entry.cleared = result.cleared
-                entry.keys_deleted = result.keys_deleted
+                entry.set_result(result)
             messages.success(
                 request,
                 f"Cleared {result.cleared} entries of {name} ({result.keys_deleted} keys deleted).",
@@ -648,8 +651,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
 
     def digest_clear_view(self, request: HttpRequest) -> HttpResponse:
         """The global entry (3.x clear), or the global entry and every repository's."""
-        self.require(request, DELETE)
-        source = request.POST if request.method == "POST" else request.GET
+        source = self.confirmation_fields(request)
         try:
             digest = validate_digest(source.get("digest", ""))
         except BlobCacheError as error:
@@ -662,8 +664,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                 if everywhere:
                     with audit.recording(CLEAR_EVERYWHERE, digest=digest) as entry:
                         result = bulk.clear_digests(cache, [digest], everywhere=True)
-                        entry.cleared = result.cleared
-                        entry.keys_deleted = result.keys_deleted
+                        entry.set_result(result)
                     messages.success(
                         request, f"Cleared {result.cleared} entries of {digest} everywhere."
                     )

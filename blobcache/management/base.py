@@ -15,7 +15,6 @@ import argparse
 import json
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from blobcache import actor, audit
 from blobcache.bulk import Progress
 from blobcache.cache import DescriptorCache, get_descriptor_cache
 from blobcache.digest import validate_digest
+from blobcache.engine import signal_handlers
 from blobcache.exceptions import (
     EXIT_PARTIAL,
     EXIT_UNAVAILABLE,
@@ -232,21 +232,13 @@ class BlobcacheCommand(BaseCommand):
     @contextmanager
     def _interrupts_raise(self) -> Iterator[None]:
         """SIGTERM stops a command the way Ctrl-C does, remembering which signal it was."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
         def interrupt(signum: int, frame: Any) -> None:
             if self.interrupted_by is None:
                 self.interrupted_by = signum
             raise KeyboardInterrupt
 
-        previous = {signum: signal.signal(signum, interrupt) for signum in _INTERRUPTS}
-        try:
+        with signal_handlers(_INTERRUPTS, interrupt):
             yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
     def _message(self, error: BlobCacheError) -> str:
         # Only an outage's reason comes from the Redis driver, which may echo a URL.

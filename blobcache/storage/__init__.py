@@ -44,12 +44,40 @@ __all__ = [
     "StorageUnconfigured",
     "StorageView",
     "configured_storage",
+    "blob_data_name",
+    "link_names",
     "link_target",
     "open_storage",
+    "repository_name",
 ]
 
 #: Under the configured root, the registry keeps everything in this folder.
 V2_PARTS = ("docker", "registry", "v2")
+
+
+def blob_data_name(digest: str) -> str:
+    """Where the registry keeps a blob's data, under ``docker/registry/v2``: the first two hex
+    digits make a folder level so that no folder holds every blob."""
+    algorithm, _, encoded = digest.partition(":")
+    return f"blobs/{algorithm}/{encoded[:2]}/{encoded}/data"
+
+
+def repository_name(repository: str) -> str:
+    """A repository's folder under ``docker/registry/v2``."""
+    # The name grammar already rules these out; a path must never leave the tree.
+    if any(part in ("", ".", "..") for part in repository.split("/")):
+        raise ValueError(f"{repository!r} cannot be a repository folder")
+    return f"repositories/{repository}"
+
+
+def link_names(digest: str) -> tuple[str, str]:
+    """The two links by which a repository holds ``digest``, under its folder: as a layer (or
+    config) and as a manifest revision."""
+    algorithm, _, encoded = digest.partition(":")
+    return (
+        f"_layers/{algorithm}/{encoded}/link",
+        f"_manifests/revisions/{algorithm}/{encoded}/link",
+    )
 
 
 #: A link holds one digest (at most ``sha512:`` and 128 hex digits); more is not a link.

@@ -35,7 +35,10 @@ from blobcache.storage import (
     Storage,
     StorageInvalid,
     StorageUnavailable,
+    blob_data_name,
+    link_names,
     link_target,
+    repository_name,
 )
 
 _ABSENT = (errno.ENOENT, errno.ENOTDIR)
@@ -76,8 +79,6 @@ class FilesystemStorage(Storage):
         super().__init__()
         self.root = Path(root)
         self.v2 = self.root.joinpath(*V2_PARTS)
-        self._blobs = os.path.join(self.v2, "blobs")
-        self._repositories = os.path.join(self.v2, "repositories")
 
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> FilesystemStorage:
@@ -107,24 +108,16 @@ class FilesystemStorage(Storage):
             )
 
     def blob_data_path(self, digest: str) -> str:
-        algorithm, _, encoded = digest.partition(":")
-        return f"{self._blobs}/{algorithm}/{encoded[:2]}/{encoded}/data"
+        return f"{self.v2}/{blob_data_name(digest)}"
 
     def repository_path(self, repository: str) -> str:
-        # The name grammar already rules these out; a path must never leave the tree.
-        if any(part in ("", ".", "..") for part in repository.split("/")):
-            raise ValueError(f"{repository!r} cannot be a repository folder")
-        return f"{self._repositories}/{repository}"
+        return f"{self.v2}/{repository_name(repository)}"
 
     def layer_link_path(self, repository: str, digest: str) -> str:
-        algorithm, _, encoded = digest.partition(":")
-        return f"{self.repository_path(repository)}/_layers/{algorithm}/{encoded}/link"
+        return f"{self.repository_path(repository)}/{link_names(digest)[0]}"
 
     def revision_link_path(self, repository: str, digest: str) -> str:
-        algorithm, _, encoded = digest.partition(":")
-        return (
-            f"{self.repository_path(repository)}/_manifests/revisions/{algorithm}/{encoded}/link"
-        )
+        return f"{self.repository_path(repository)}/{link_names(digest)[1]}"
 
     def has_blob_data(self, digest: str) -> bool:
         self.requests += 1

@@ -40,7 +40,10 @@ from blobcache.storage import (
     StorageUnavailable,
     StorageUnconfigured,
     StorageView,
+    blob_data_name,
+    link_names,
     link_target,
+    repository_name,
 )
 
 try:
@@ -291,21 +294,15 @@ class S3Storage(Storage):
     # --- keys ---
 
     def blob_data_key(self, digest: str) -> str:
-        algorithm, _, encoded = digest.partition(":")
-        return f"{self.v2}blobs/{algorithm}/{encoded[:2]}/{encoded}/data"
+        return f"{self.v2}{blob_data_name(digest)}"
 
     def repository_prefix(self, repository: str) -> str:
-        if any(part in ("", ".", "..") for part in repository.split("/")):
-            raise ValueError(f"{repository!r} cannot be a repository folder")
-        return f"{self.v2}repositories/{repository}/"
+        return f"{self.v2}{repository_name(repository)}/"
 
     def link_keys(self, repository: str, digest: str) -> tuple[str, str]:
-        algorithm, _, encoded = digest.partition(":")
         prefix = self.repository_prefix(repository)
-        return (
-            f"{prefix}_layers/{algorithm}/{encoded}/link",
-            f"{prefix}_manifests/revisions/{algorithm}/{encoded}/link",
-        )
+        layer, revision = link_names(digest)
+        return f"{prefix}{layer}", f"{prefix}{revision}"
 
     # --- the interface ---
 

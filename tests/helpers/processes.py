@@ -72,10 +72,10 @@ def assert_whole_entries(client: redis.Redis, repositories: int) -> None:
 
 
 def interrupted(url: str, args: list[str], started: Any, signum: int) -> tuple[int, str, str]:
-    """A large ``blobcache_clear`` in small batches, sent ``signum`` once it has begun."""
+    """A large command (``args``: its name and options) in small batches, as JSON, sent
+    ``signum`` once it has begun."""
     process = start(
         url,
-        "blobcache_clear",
         *args,
         "--no-input",
         "--batch-size",
@@ -88,6 +88,19 @@ def interrupted(url: str, args: list[str], started: Any, signum: int) -> tuple[i
     signal_when(process, started, signum)
     stdout, stderr = process.communicate(timeout=60)
     return process.returncode, stdout, stderr
+
+
+#: The membership set of the repository ``interrupted_in_repository`` fills.
+LOAD_MEMBERSHIP = "repository::load/repo0::blobs"
+
+
+def interrupted_in_repository(
+    url: str, client: redis.Redis, args: list[str], signum: int
+) -> tuple[int, str, str]:
+    """``interrupted`` on load/repo0 holding 60,000 members, once the first of them is gone:
+    enough batches that the signal lands mid-way."""
+    populate(client, repositories=1, members=60_000)
+    return interrupted(url, args, lambda: client.scard(LOAD_MEMBERSHIP) < 60_000, signum)
 
 
 def signal_when(process: subprocess.Popen[str], started: Any, signum: int) -> None:

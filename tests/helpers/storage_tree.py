@@ -4,6 +4,7 @@ the filesystem or in a bucket (:class:`tests.helpers.s3_tree.S3Tree`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from blobcache.reconcile import (
     ORPHAN_REPOSITORY_HASH,
     ReconcileResult,
 )
-from tests.helpers.entries import D1, D2, D3, D4, D5, D6
+from tests.helpers.entries import D1, D2, D3, D4, D5, D6, digest
 from tests.helpers.s3_tree import S3Tree
 
 OCTET = "application/octet-stream"
@@ -73,6 +74,15 @@ class StorageTree:
 def cache_entry(cache: DescriptorCache, repository: str | None, key_digest: str) -> None:
     target = cache if repository is None else cache.repository_scoped(repository)
     target.set_descriptor(key_digest, Descriptor(key_digest, 10, OCTET))
+
+
+def cache_sha512_alias(cache: DescriptorCache, storage: StorageTree | S3Tree) -> str:
+    """D1's content cached in team/app under its sha512 digest, and the sha512 link the registry
+    writes for such a push (it names D1); whether D1's own data and link exist is the caller's."""
+    alias = digest(1, "sha512")
+    cache.repository_scoped(APP).set_descriptor(alias, Descriptor(D1, 10, OCTET))
+    storage.alias(APP, alias, D1)
+    return alias
 
 
 def populate_stale(cache: DescriptorCache, client: Any, tree: StorageTree | S3Tree) -> None:
@@ -144,9 +154,26 @@ EXPECTED_REASONS = {
 }
 
 
+def expected_stale_report(storage_requests: int) -> dict[str, Any]:
+    """The JSON result of reconciling populate_stale's entries, as the command and API print it."""
+    return {
+        "cleared": 5,
+        "keys_deleted": 5,
+        "dry_run": False,
+        "repository": None,
+        "reasons": EXPECTED_REASONS,
+        "skipped": 0,
+        "storage_requests": storage_requests,
+        "digests": EXPECTED_DIGESTS,
+    }
+
+
+def sorted_digests(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A result's digests in EXPECTED_WHOLE's order (SCAN order varies)."""
+    return sorted(entries, key=lambda e: (e["reason"], e["repository"] or "", e["digest"]))
+
+
 def in_order(document: dict[str, Any]) -> dict[str, Any]:
-    """A JSON result with its digests sorted like EXPECTED_WHOLE (SCAN order varies)."""
-    document["digests"] = sorted(
-        document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
-    )
+    """A JSON result with its digests sorted like EXPECTED_WHOLE."""
+    document["digests"] = sorted_digests(document["digests"])
     return document

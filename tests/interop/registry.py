@@ -397,6 +397,23 @@ def assert_pulls_every_byte(client: RegistryClient, repository: str, image: Imag
     }
 
 
+
+def push_healthy_images(
+    client: RegistryClient, first_repository: str, second_repository: str, label: str = ""
+) -> tuple[Image, Image]:
+    """A docker image in the first repository and an OCI one in the second, which also mounts
+    the first one's layer and reads it (the read fills its repository hash); both pull whole."""
+    first = make_image(f"a healthy image{label}\n")
+    second = make_image(f"another healthy image{label}\n", oci=True)
+    client.push_image(first_repository, "latest", first)
+    client.push_image(second_repository, "latest", second)
+    layer = first.layer_digests[0]
+    assert client.mount_blob(second_repository, layer, source=first_repository).status == 201
+    assert client.head_blob(second_repository, layer).status == 200
+    assert_pulls_every_byte(client, first_repository, first)
+    assert_pulls_every_byte(client, second_repository, second)
+    return first, second
+
 def _accept(media_type: str) -> dict[str, str]:
     return {"Accept": media_type}
 

@@ -17,18 +17,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import port_for
 import pytest
 import redis
-from django.core.management import call_command
 from mirakuru import TCPExecutor
 
 from blobcache.api.notifications import EVENTS_MEDIA_TYPE
 from blobcache.reconcile import reconcile
+from tests.helpers.reconcile_report import (
+    report_after_garbage_collect,
+    report_clearing_nothing,
+    run_reconcile_json,
+)
 from tests.helpers.storage_tree import ALPINE, APP
 from tests.interop.registry import (
     NotificationEndpoint,
@@ -36,6 +39,7 @@ from tests.interop.registry import (
     RegistryServer,
     assert_pulls_every_byte,
     make_image,
+    push_healthy_images,
 )
 from tests.redis_state import dump
 
@@ -47,23 +51,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def run_reconcile(storage_root: Path, *args: str) -> dict[str, Any]:
-    """``manage.py blobcache_reconcile --format json`` in this process, parsed."""
-    stdout = StringIO()
-    call_command(
-        "blobcache_reconcile",
-        "--storage-root",
-        str(storage_root),
-        "--no-input",
-        "--format",
-        "json",
-        *args,
-        stdout=stdout,
-    )
-    document = json.loads(stdout.getvalue())
-    document["digests"] = sorted(
-        document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
-    )
-    return document
+    """``blobcache_reconcile --storage-root <root> --format json`` in this process, parsed."""
+    return run_reconcile_json("--storage-root", str(storage_root), *args)
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -106,32 +95,14 @@ def test_reconcile_after_garbage_collect_unblocks_pushes_and_pulls(
     result = run_reconcile(registry.storage_root)
     assert dry == {**result, "dry_run": True}
     # GC left library/alpine's _layers links behind and swept the data they point to.
-    assert result == {
-        "cleared": 5,
-        "keys_deleted": 6,
-        "dry_run": False,
-        "repository": None,
-        "reasons": {
-            "membership_unlinked": 0,
-            "membership_data_missing": 2,
-            "orphan_repository_hash": 0,
-            "global_data_missing": 3,
-        },
-        "skipped": 0,
+    assert result == report_after_garbage_collect(
+        layer=layer,
+        config=config,
+        manifest=manifest,
         # One system call each: the two members' link and data, walked and re-checked; the
         # three global entries' data, walked and re-checked.
-        "storage_requests": 2 * 2 * 2 + 3 * 2,
-        "digests": sorted(
-            [
-                {"reason": "global_data_missing", "repository": None, "digest": config},
-                {"reason": "global_data_missing", "repository": None, "digest": layer},
-                {"reason": "global_data_missing", "repository": None, "digest": manifest},
-                {"reason": "membership_data_missing", "repository": ALPINE, "digest": config},
-                {"reason": "membership_data_missing", "repository": ALPINE, "digest": layer},
-            ],
-            key=lambda e: (e["reason"], e["repository"] or "", e["digest"]),
-        ),
-    }
+        storage_requests=2 * 2 * 2 + 3 * 2,
+    )
     assert dump(redis_client) == {}
 
     assert client.head_blob(ALPINE, layer).status == 404
@@ -268,14 +239,7 @@ def test_reconcile_on_a_healthy_registry_clears_nothing(
     registry: RegistryServer, redis_client: redis.Redis
 ) -> None:
     client = registry.client
-    first = make_image("a healthy image\n")
-    second = make_image("another healthy image\n", oci=True)
-    client.push_image(ALPINE, "latest", first)
-    client.push_image(APP, "latest", second)
-    assert client.mount_blob(APP, first.layer_digests[0], source=ALPINE).status == 201
-    assert client.head_blob(APP, first.layer_digests[0]).status == 200
-    assert_pulls_every_byte(client, ALPINE, first)
-    assert_pulls_every_byte(client, APP, second)
+    first, second = push_healthy_images(client, ALPINE, APP)
 
     before = dump(redis_client)
     # Every shape the registry writes: global hashes of blobs and (read by tag) manifests, the
@@ -290,22 +254,8 @@ def test_reconcile_on_a_healthy_registry_clears_nothing(
         *(f"repository::{ALPINE}::blobs::{digest}" for digest in alpine_blobs),
         *(f"repository::{APP}::blobs::{digest}" for digest in app_blobs),
     }
-    nothing = {
-        "cleared": 0,
-        "keys_deleted": 0,
-        "dry_run": False,
-        "repository": None,
-        "reasons": {
-            "membership_unlinked": 0,
-            "membership_data_missing": 0,
-            "orphan_repository_hash": 0,
-            "global_data_missing": 0,
-        },
-        "skipped": 0,
-        # A link and the data of each of the five memberships, the data of the six globals.
-        "storage_requests": 5 * 2 + 6,
-        "digests": [],
-    }
+    # A link and the data of each of the five memberships, the data of the six globals.
+    nothing = report_clearing_nothing(storage_requests=5 * 2 + 6)
     assert run_reconcile(registry.storage_root, "--dry-run") == {**nothing, "dry_run": True}
     assert run_reconcile(registry.storage_root) == nothing
     for repository in (ALPINE, APP):

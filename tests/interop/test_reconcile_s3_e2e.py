@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
-from io import StringIO
 from typing import Any
 
 import pytest
 import redis
-from django.core.management import call_command
 
 from blobcache.reconcile import reconcile
 from blobcache.testing import S3Server
+from tests.helpers.reconcile_report import (
+    report_after_garbage_collect,
+    report_clearing_nothing,
+    run_reconcile_json,
+)
 from tests.helpers.storage_tree import ALPINE, APP
 from tests.interop.registry import (
     RegistryFactory,
     RegistryServer,
     assert_pulls_every_byte,
     make_image,
+    push_healthy_images,
 )
 from tests.redis_state import dump
 
@@ -46,18 +49,7 @@ def s3_registry(s3_server: S3Server, registry_factory: RegistryFactory) -> Regis
 
 def run_reconcile(registry: RegistryServer, *args: str) -> dict[str, Any]:
     """``blobcache_reconcile --registry-config <the registry's file> --format json``."""
-    stdout = StringIO()
-    call_command(
-        "blobcache_reconcile",
-        "--registry-config", str(registry.config_path),
-        "--no-input", "--format", "json", *args,
-        stdout=stdout,
-    )  # fmt: skip
-    document = json.loads(stdout.getvalue())
-    document["digests"] = sorted(
-        document["digests"], key=lambda e: (e["reason"], e["repository"] or "", e["digest"])
-    )
-    return document
+    return run_reconcile_json("--registry-config", str(registry.config_path), *args)
 
 
 def data_keys(server: S3Server, registry: RegistryServer) -> set[str]:
@@ -96,33 +88,15 @@ def test_reconcile_after_garbage_collect_on_s3(
     assert dump(redis_client) == before
     result = run_reconcile(registry)
     assert dry == {**result, "dry_run": True}
-    assert result == {
-        "cleared": 5,
-        "keys_deleted": 6,
-        "dry_run": False,
-        "repository": None,
-        "reasons": {
-            "membership_unlinked": 0,
-            "membership_data_missing": 2,
-            "orphan_repository_hash": 0,
-            "global_data_missing": 3,
-        },
-        "skipped": 0,
+    assert result == report_after_garbage_collect(
+        layer=layer,
+        config=config,
+        manifest=manifest,
         # The walk: library/alpine's _layers and revisions listings, the data of its two
         # members and of the three global entries (a one-key listing each). The re-checks: the
         # two members (their link, their data), the three global entries (their data).
-        "storage_requests": 2 + 2 + 3 + 2 * 2 + 3,
-        "digests": sorted(
-            [
-                {"reason": "global_data_missing", "repository": None, "digest": config},
-                {"reason": "global_data_missing", "repository": None, "digest": layer},
-                {"reason": "global_data_missing", "repository": None, "digest": manifest},
-                {"reason": "membership_data_missing", "repository": ALPINE, "digest": config},
-                {"reason": "membership_data_missing", "repository": ALPINE, "digest": layer},
-            ],
-            key=lambda e: (e["reason"], e["repository"] or "", e["digest"]),
-        ),
-    }
+        storage_requests=2 + 2 + 3 + 2 * 2 + 3,
+    )
     assert dump(redis_client) == {}
 
     assert client.head_blob(ALPINE, layer).status == 404
@@ -136,34 +110,13 @@ def test_reconcile_on_a_healthy_s3_registry_clears_nothing(
 ) -> None:
     registry = s3_registry
     client = registry.client
-    first = make_image("a healthy image in S3\n")
-    second = make_image("another healthy image in S3\n", oci=True)
-    client.push_image(ALPINE, "latest", first)
-    client.push_image(APP, "latest", second)
-    assert client.mount_blob(APP, first.layer_digests[0], source=ALPINE).status == 201
-    assert client.head_blob(APP, first.layer_digests[0]).status == 200
-    assert_pulls_every_byte(client, ALPINE, first)
-    assert_pulls_every_byte(client, APP, second)
+    first, second = push_healthy_images(client, ALPINE, APP, " in S3")
     before = dump(redis_client)
     assert redis_client.scard(f"repository::{APP}::blobs") == 3
 
-    nothing = {
-        "cleared": 0,
-        "keys_deleted": 0,
-        "dry_run": False,
-        "repository": None,
-        "reasons": {
-            "membership_unlinked": 0,
-            "membership_data_missing": 0,
-            "orphan_repository_hash": 0,
-            "global_data_missing": 0,
-        },
-        "skipped": 0,
-        # Each repository's _layers and revisions listings; the data of the five memberships
-        # and of the six global entries, one question each.
-        "storage_requests": 2 * 2 + 5 + 6,
-        "digests": [],
-    }
+    # Each repository's _layers and revisions listings; the data of the five memberships
+    # and of the six global entries, one question each.
+    nothing = report_clearing_nothing(storage_requests=2 * 2 + 5 + 6)
     assert run_reconcile(registry, "--dry-run") == {**nothing, "dry_run": True}
     assert run_reconcile(registry) == nothing
     section = {"s3": registry.driver["s3"]}  # type: ignore[index]

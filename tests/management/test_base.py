@@ -12,8 +12,10 @@ import redis
 
 from tests.helpers.entries import D1, D2, D3, D4, D5, LAYER, NOT_LAYOUT
 from tests.helpers.processes import (
+    LOAD_MEMBERSHIP,
     assert_whole_entries,
     interrupted,
+    interrupted_in_repository,
     manage,
     populate,
     run_on_terminal,
@@ -179,12 +181,11 @@ class TestInterrupt:
     def test_repository_clear(
         self, redis_url: str, redis_client: redis.Redis, signum: int, status: int
     ) -> None:
-        populate(redis_client, repositories=1, members=60_000)
-        membership = "repository::load/repo0::blobs"
-        returncode, stdout, stderr = interrupted(
+        membership = LOAD_MEMBERSHIP
+        returncode, stdout, stderr = interrupted_in_repository(
             redis_url,
-            ["--repository", "load/repo0", "--all"],
-            lambda: redis_client.scard(membership) < 60_000,
+            redis_client,
+            ["blobcache_clear", "--repository", "load/repo0", "--all"],
             signum,
         )
         assert returncode == status, stderr
@@ -229,7 +230,10 @@ class TestInterrupt:
         )
         assert dry == {"cleared": 60_000, "keys_deleted": total_keys, "dry_run": True}
         returncode, stdout, stderr = interrupted(
-            redis_url, ["--all"], lambda: redis_client.dbsize() < total_keys, signal.SIGTERM
+            redis_url,
+            ["blobcache_clear", "--all"],
+            lambda: redis_client.dbsize() < total_keys,
+            signal.SIGTERM,
         )
         assert returncode == 143, stderr
         first = json.loads(stdout)

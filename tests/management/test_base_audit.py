@@ -12,7 +12,7 @@ import redis
 
 from blobcache.actor import command_user
 from tests.helpers.entries import D1
-from tests.helpers.processes import interrupted, populate, run_on_terminal
+from tests.helpers.processes import LOAD_MEMBERSHIP, interrupted_in_repository, run_on_terminal
 
 Rows = Callable[[], list[dict[str, Any]]]
 
@@ -25,18 +25,16 @@ def test_an_interrupted_clear_is_recorded_with_its_partial_counts(
     signum: int,
     status: int,
 ) -> None:
-    populate(redis_client, repositories=1, members=60_000)
-    membership = "repository::load/repo0::blobs"
-    returncode, stdout, stderr = interrupted(
+    returncode, stdout, stderr = interrupted_in_repository(
         redis_url,
-        ["--repository", "load/repo0", "--all"],
-        lambda: redis_client.scard(membership) < 60_000,
+        redis_client,
+        ["blobcache_clear", "--repository", "load/repo0", "--all"],
         signum,
     )
     assert returncode == status, stderr
     summary = json.loads(stdout)
     (entry,) = process_audit_rows()
-    done = 60_000 - redis_client.scard(membership)
+    done = 60_000 - redis_client.scard(LOAD_MEMBERSHIP)
     assert summary["cleared"] == done
     assert {name: entry[name] for name in ("cleared", "keys_deleted", "outcome", "dry_run")} == {
         "cleared": done,

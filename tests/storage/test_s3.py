@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import redis
 
-from blobcache import Descriptor
 from blobcache.cache import DescriptorCache
 from blobcache.reconcile import MEMBERSHIP_DATA_MISSING, MEMBERSHIP_UNLINKED, reconcile
 from blobcache.storage import (
@@ -36,10 +35,10 @@ from tests.helpers.storage_tree import (
     EXPECTED_REASONS,
     EXPECTED_S3_REQUESTS,
     EXPECTED_WHOLE,
-    OCTET,
     assert_same_outcome,
     by_reason,
     cache_entry,
+    cache_sha512_alias,
     populate_stale,
 )
 from tests.redis_state import dump
@@ -78,11 +77,7 @@ class TestReconcile:
         # the global D1, D3 and D6.
         assert again.storage_requests == 2 * 2 + 2 + 3
 
-    def test_configured_storage_is_the_same_section(
-        self, cache: DescriptorCache, redis_client: redis.Redis, bucket: S3Tree, settings: Any
-    ) -> None:
-        populate_stale(cache, redis_client, bucket)
-        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE": bucket.section}
+    def test_configured_storage_is_the_same_section(self, stale_bucket: S3Tree) -> None:
         assert by_reason(reconcile(dry_run=True)) == EXPECTED_WHOLE
 
     def test_alias_link_is_followed_with_one_read(
@@ -90,10 +85,8 @@ class TestReconcile:
     ) -> None:
         # As the registry stores a blob pushed under sha512: data and link under sha256, the
         # sha512 link naming the sha256 digest. Its ETag is not the MD5 of its own digest.
-        alias = digest(1, "sha512")
-        cache.repository_scoped(APP).set_descriptor(alias, Descriptor(D1, 10, OCTET))
         bucket.pushed(APP, D1)
-        bucket.alias(APP, alias, D1)
+        cache_sha512_alias(cache, bucket)
         before = dump(redis_client)
         result = reconcile(bucket.section, repository=APP)
         assert (result.cleared, result.keys_deleted) == (0, 0)
@@ -106,9 +99,7 @@ class TestReconcile:
     def test_alias_link_whose_canonical_data_is_gone_is_cleared(
         self, cache: DescriptorCache, redis_client: redis.Redis, bucket: S3Tree
     ) -> None:
-        alias = digest(1, "sha512")
-        cache.repository_scoped(APP).set_descriptor(alias, Descriptor(D1, 10, OCTET))
-        bucket.alias(APP, alias, D1)
+        alias = cache_sha512_alias(cache, bucket)
         bucket.layer(APP, D1)
         result = reconcile(bucket.section, repository=APP)
         assert by_reason(result) == [

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,25 +19,38 @@ from blobcache.reconcile import (
     MEMBERSHIP_UNLINKED,
     ORPHAN_REPOSITORY_HASH,
 )
-from tests.helpers.commands import run
+from tests.helpers.commands import Outcome, run
 from tests.helpers.entries import D1, D4, D5
-from tests.helpers.processes import manage, populate, run_on_terminal, signal_when, start
+from tests.helpers.processes import (
+    LOAD_MEMBERSHIP,
+    assert_whole_entries,
+    interrupted_in_repository,
+    manage,
+    populate,
+    run_on_terminal,
+)
 from tests.helpers.storage_tree import (
     APP,
-    EXPECTED_DIGESTS,
     EXPECTED_REASONS,
     EXPECTED_STORAGE_REQUESTS,
     StorageTree,
+    expected_stale_report,
     in_order,
 )
 from tests.redis_state import dump
+
+
+def reconcile_in(tree: StorageTree, *args: str) -> Outcome:
+    """``blobcache_reconcile --storage-root <tree> <args>`` in this process."""
+    return run("blobcache_reconcile", "--storage-root", str(tree.root), *args)
+
 
 REASON_LINES = "".join(f"  {reason}: {count}\n" for reason, count in EXPECTED_REASONS.items())
 
 
 class TestOutput:
     def test_text_counts_per_reason(self, stale: redis.Redis, tree: StorageTree) -> None:
-        outcome = run("blobcache_reconcile", "--storage-root", str(tree.root), "--no-input")
+        outcome = reconcile_in(tree, "--no-input")
         assert (outcome.status, outcome.stderr) == (0, "")
         assert outcome.stdout == (
             "Cleared 5 descriptor entries, deleted 5 keys, by reason:\n" + REASON_LINES
@@ -47,30 +59,15 @@ class TestOutput:
         assert stale.exists(f"blobs::{D5}") == 0
 
     def test_json_lists_the_digests_cleared(self, stale: redis.Redis, tree: StorageTree) -> None:
-        outcome = run(
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--no-input",
-            "--format",
-            "json",
-        )
+        outcome = reconcile_in(tree, "--no-input", "--format", "json")
         assert (outcome.status, outcome.stderr) == (0, "")
-        assert in_order(json.loads(outcome.stdout)) == {
-            "cleared": 5,
-            "keys_deleted": 5,
-            "dry_run": False,
-            "repository": None,
-            "reasons": EXPECTED_REASONS,
-            "skipped": 0,
-            "storage_requests": EXPECTED_STORAGE_REQUESTS,
-            "digests": EXPECTED_DIGESTS,
-        }
+        expected = expected_stale_report(EXPECTED_STORAGE_REQUESTS)
+        assert in_order(json.loads(outcome.stdout)) == expected
 
     def test_nothing_stale_prints_zero_counts_and_an_empty_list(
         self, redis_client: redis.Redis, tree: StorageTree
     ) -> None:
-        text = run("blobcache_reconcile", "--storage-root", str(tree.root), "--no-input")
+        text = reconcile_in(tree, "--no-input")
         assert text.stdout == (
             "Cleared 0 descriptor entries, deleted 0 keys, by reason:\n"
             + "".join(
@@ -83,27 +80,11 @@ class TestOutput:
                 )
             )
         )
-        document = run(
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--format",
-            "json",
-            "--dry-run",
-        )
+        document = reconcile_in(tree, "--format", "json", "--dry-run")
         assert json.loads(document.stdout)["digests"] == []
 
     def test_verbose_text_lists_each_entry(self, stale: redis.Redis, tree: StorageTree) -> None:
-        outcome = run(
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--no-input",
-            "--repository",
-            APP,
-            "--verbosity",
-            "2",
-        )
+        outcome = reconcile_in(tree, "--no-input", "--repository", APP, "--verbosity", "2")
         lines = outcome.stdout.splitlines()
         assert sorted(lines[:2]) == [
             f"{MEMBERSHIP_UNLINKED} {APP} {D1}",
@@ -123,21 +104,12 @@ class TestOutput:
         assert (dry.status, real.status) == (0, 0)
         dry_document = in_order(json.loads(dry.stdout))
         assert dry_document == {**in_order(json.loads(real.stdout)), "dry_run": True}
-        text = run("blobcache_reconcile", "--storage-root", str(tree.root), "--dry-run")
+        text = reconcile_in(tree, "--dry-run")
         assert text.stdout.startswith("Dry run: would clear 0 descriptor entries and delete 0 keys")
 
     def test_repository_scope(self, stale: redis.Redis, tree: StorageTree) -> None:
         before = dump(stale)
-        outcome = run(
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--repository",
-            APP,
-            "--no-input",
-            "--format",
-            "json",
-        )
+        outcome = reconcile_in(tree, "--repository", APP, "--no-input", "--format", "json")
         document = in_order(json.loads(outcome.stdout))
         assert document["repository"] == APP
         assert document["digests"] == [
@@ -208,7 +180,7 @@ class TestBadInput:
         self, stale: redis.Redis, tree: StorageTree
     ) -> None:
         before = dump(stale)
-        outcome = run("blobcache_reconcile", "--storage-root", str(tree.root))
+        outcome = reconcile_in(tree)
         assert outcome.status == 1
         assert outcome.stderr.startswith("refusing to clear the cache entries at ")
         assert f"that {tree.root} no longer backs without confirmation" in outcome.stderr
@@ -221,7 +193,7 @@ class TestBadInput:
         shutil.rmtree(loop)
         os.symlink(loop, loop)
         before = dump(stale)
-        outcome = run("blobcache_reconcile", "--storage-root", str(tree.root), "--no-input")
+        outcome = reconcile_in(tree, "--no-input")
         assert outcome.status == 1
         assert re.fullmatch(
             r"cannot read .*/blobs/sha256/[^\n]*: Too many levels of symbolic links; stopped, "
@@ -263,28 +235,14 @@ class TestProcesses:
         status: int,
     ) -> None:
         # 60,000 members nothing in storage backs: every one is stale.
-        populate(redis_client, repositories=1, members=60_000)
-        membership = "repository::load/repo0::blobs"
-        process = start(
+        membership = LOAD_MEMBERSHIP
+        returncode, stdout, stderr = interrupted_in_repository(
             redis_url,
-            "blobcache_reconcile",
-            "--storage-root",
-            str(tree.root),
-            "--repository",
-            "load/repo0",
-            "--no-input",
-            "--batch-size",
-            "10",
-            "--format",
-            "json",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            redis_client,
+            ["blobcache_reconcile", "--storage-root", str(tree.root), "--repository", "load/repo0"],
+            signum,
         )
-        signal_when(
-            process, lambda: redis_client.scard(membership) < 60_000, signum
-        )
-        stdout, stderr = process.communicate(timeout=60)
-        assert process.returncode == status, stderr
+        assert returncode == status, stderr
         left = redis_client.scard(membership)
         assert 0 < left < 60_000
         document = json.loads(stdout)
@@ -300,12 +258,7 @@ class TestProcesses:
             f"entries ({60_000 - left} keys) before stopping; run the same command again to "
             "finish\n"
         )
-        # No membership without its hash, no hash without its membership.
-        hashes = {
-            key.rsplit("::", 1)[1]
-            for key in redis_client.scan_iter("repository::load/repo0::blobs::*", count=1000)
-        }
-        assert hashes == redis_client.smembers(membership)
+        assert_whole_entries(redis_client, 1)
 
         again = manage(
             redis_url,

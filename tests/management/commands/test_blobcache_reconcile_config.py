@@ -18,11 +18,10 @@ from tests.helpers.commands import Outcome, run
 from tests.helpers.processes import manage
 from tests.helpers.s3_tree import S3Tree
 from tests.helpers.storage_tree import (
-    EXPECTED_DIGESTS,
-    EXPECTED_REASONS,
     EXPECTED_S3_REQUESTS,
     EXPECTED_STORAGE_REQUESTS,
     StorageTree,
+    expected_stale_report,
     in_order,
     populate_stale,
 )
@@ -52,19 +51,6 @@ def reconcile_json(config: Path, *extra: str) -> Outcome:
     )  # fmt: skip
 
 
-def expected_document(storage_requests: int) -> dict[str, Any]:
-    return {
-        "cleared": 5,
-        "keys_deleted": 5,
-        "dry_run": False,
-        "repository": None,
-        "reasons": EXPECTED_REASONS,
-        "skipped": 0,
-        "storage_requests": storage_requests,
-        "digests": EXPECTED_DIGESTS,
-    }
-
-
 class TestFilesystem:
     def test_the_storage_section_names_the_root(
         self, stale: redis.Redis, tree: StorageTree, tmp_path: Path
@@ -75,7 +61,7 @@ class TestFilesystem:
         )
         outcome = reconcile_json(config)
         assert (outcome.status, outcome.stderr) == (0, "")
-        assert in_order(json.loads(outcome.stdout)) == expected_document(
+        assert in_order(json.loads(outcome.stdout)) == expected_stale_report(
             EXPECTED_STORAGE_REQUESTS
         )
 
@@ -104,21 +90,13 @@ class TestS3:
         assert (dry.status, dry.stderr) == (0, "")
         real = reconcile_json(config)
         assert (real.status, real.stderr) == (0, "")
-        assert in_order(json.loads(real.stdout)) == expected_document(EXPECTED_S3_REQUESTS)
+        assert in_order(json.loads(real.stdout)) == expected_stale_report(EXPECTED_S3_REQUESTS)
         assert in_order(json.loads(dry.stdout)) == {
-            **expected_document(EXPECTED_S3_REQUESTS),
+            **expected_stale_report(EXPECTED_S3_REQUESTS),
             "dry_run": True,
         }
 
-    def test_configured_storage_without_options(
-        self,
-        cache: DescriptorCache,
-        redis_client: redis.Redis,
-        bucket: S3Tree,
-        settings: Any,
-    ) -> None:
-        populate_stale(cache, redis_client, bucket)
-        settings.BLOBCACHE = {**settings.BLOBCACHE, "STORAGE": bucket.section}
+    def test_configured_storage_without_options(self, stale_bucket: S3Tree) -> None:
         outcome = run("blobcache_reconcile", "--no-input", "--dry-run")
         assert (outcome.status, outcome.stderr) == (0, "")
         assert outcome.stdout.startswith("Dry run: would clear 5 descriptor entries")
