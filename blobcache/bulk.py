@@ -31,6 +31,7 @@ from blobcache.engine import (
     MemberPage,
     Progress,
     Run,
+    SetRemovals,
     batches,
     check_batch_size,
     is_valid_digest,
@@ -235,15 +236,15 @@ def _clear_in_repositories(
 
 
 def _clear_everywhere(
-    run: Run, batch: Sequence[str], found_entries: list[int], remaining: dict[str, int]
+    run: Run, batch: Sequence[str], found_entries: list[int], removals: dict[str, SetRemovals]
 ) -> None:
     """Clear the batch's digests in every repository: one SCAN over the repository keys.
 
     Membership sets are met by their key and asked which of the batch they hold (SMISMEMBER);
     repository hashes of the batch are met by their own key, so a hash whose repository has no
-    set left (evicted, or an older registry's leftovers) goes too. ``remaining`` (dry run only)
-    tracks, per repository hit, the members a real run would still leave, to count a set the
-    real run would empty.
+    set left (evicted, or an older registry's leftovers) goes too. ``removals`` (dry run only)
+    tracks, per repository hit, the members a real run would remove, to count a set the real
+    run would empty once the walk settles them.
     """
     position = {digest: index for index, digest in enumerate(batch)}
     count = max(run.batch_size, SWEEP_SCAN_COUNT)
@@ -260,7 +261,7 @@ def _clear_everywhere(
             elif layout_key.shape == REPOSITORY and layout_key.digest in position:
                 if layout_key.digest not in targets.setdefault(name, []):
                     targets[name].append(layout_key.digest)
-        member_hits = _members_of(run, sets, batch, remaining)
+        member_hits = _members_of(run, sets, batch, removals)
         if run.dry_run:
             for held in member_hits.values():
                 for digest in held:
@@ -279,7 +280,7 @@ def _clear_everywhere(
 
 
 def _members_of(
-    run: Run, sets: list[str], batch: Sequence[str], remaining: dict[str, int]
+    run: Run, sets: list[str], batch: Sequence[str], removals: dict[str, SetRemovals]
 ) -> dict[str, list[str]]:
     """Which digests of ``batch`` each set holds (one read per set, grouped per node)."""
     if not sets:
@@ -301,10 +302,11 @@ def _members_of(
             continue
         hits[name] = held
         if run.dry_run:
-            left = remaining.get(name, int(size)) - len(held)
-            remaining[name] = left
-            if left == 0:
-                run.count_would_delete(deleted_keys=1)
+            if name not in removals:
+                # Nothing is removed in a dry run: the size read with the first hit is the
+                # set's size when the walk began.
+                removals[name] = run.removals_from(keys.membership_key(name), int(size))
+            removals[name].add(len(held))
     return hits
 
 
@@ -386,28 +388,36 @@ def clear_digests(
         members_removed = 0
         if name is not None and dry_run:
             members_before = repository_size(cache, name)
-        remaining: dict[str, int] = {}
-        for batch in batches(unique, batch_size):
-            entries = [0] * len(batch)
-            try:
-                if everywhere:
-                    # A sweep over every repository key can be long: signals are honoured
-                    # between its steps, each of which is counted whole.
+        removals: dict[str, SetRemovals] = {}
+        try:
+            for batch in batches(unique, batch_size):
+                entries = [0] * len(batch)
+                try:
+                    if everywhere:
+                        # A sweep over every repository key can be long: signals are honoured
+                        # between its steps, each of which is counted whole.
+                        with shielded_from_interrupts():
+                            _clear_global_entries(run, batch, entries)
+                        _clear_everywhere(run, batch, entries, removals)
                     with shielded_from_interrupts():
-                        _clear_global_entries(run, batch, entries)
-                    _clear_everywhere(run, batch, entries, remaining)
-                with shielded_from_interrupts():
-                    if name is not None:
-                        members_removed += _clear_repository_entries(run, name, batch, entries)
-                    elif not everywhere:
-                        _clear_global_entries(run, batch, entries)
-                    _report_unknown(run, batch, entries, on_unknown)
-                if not dry_run:
-                    _count_clears(name, batch, entries)
-            finally:
-                if not dry_run:
-                    _announce(cache, batch, entries, name)
-            run.advance(len(batch))
+                        if name is not None:
+                            members_removed += _clear_repository_entries(
+                                run, name, batch, entries
+                            )
+                        elif not everywhere:
+                            _clear_global_entries(run, batch, entries)
+                        _report_unknown(run, batch, entries, on_unknown)
+                    if not dry_run:
+                        _count_clears(name, batch, entries)
+                finally:
+                    if not dry_run:
+                        _announce(cache, batch, entries, name)
+                run.advance(len(batch))
+        finally:
+            # The sets the finished batches would empty count, even when an interrupt ended
+            # the walk early.
+            for set_removals in removals.values():
+                set_removals.settle()
         if members_before and members_removed == members_before:
             # The real run would have deleted the set with its last member.
             run.count_would_delete(deleted_keys=1)

@@ -333,9 +333,13 @@ class Run:
         with shielded_from_interrupts():
             self.tally.add(0, self.store.unlink([key], self.clear) if self.clear else 1)
 
-    def removals_from(self, membership_key: str) -> SetRemovals:
-        """Track the members a walk removes from one set, for a dry run's count of the set."""
-        return SetRemovals(self, membership_key)
+    def removals_from(self, membership_key: str, size_before: int | None = None) -> SetRemovals:
+        """Track the members a walk removes from one set, for a dry run's count of the set.
+
+        ``size_before`` is the set's size when the walk began, when the caller already read it
+        (in the same round trip as its members); otherwise a dry run asks for it here.
+        """
+        return SetRemovals(self, membership_key, size_before)
 
     def count_would_delete(self, entries: int = 0, deleted_keys: int = 0) -> None:
         """A dry run's count of what the store's replies cannot say: keys the real run would
@@ -351,9 +355,13 @@ class SetRemovals:
     (and so deleted) the set: when the members it counted were all there was when it began.
     """
 
-    def __init__(self, run: Run, membership_key: str) -> None:
+    def __init__(self, run: Run, membership_key: str, size_before: int | None = None) -> None:
         self.run = run
-        self.size_before = int(run.client.scard(membership_key)) if run.dry_run else 0
+        if not run.dry_run:
+            size_before = 0
+        elif size_before is None:
+            size_before = int(run.client.scard(membership_key))
+        self.size_before = size_before
         self.removed = 0
 
     def add(self, removed: int) -> None:
