@@ -166,12 +166,9 @@ def member_rows(
     entry; that costs one round trip per bad entry of the page, never more than the page.
     """
     scoped = cache.repository_scoped(repository)
-    client = cache.client
-    with translate_redis_errors(client):
-        pipeline = client.pipeline(transaction=False)
-        for member in members:
-            pipeline.hget(keys.global_key(member.digest), keys.FIELD_MEDIA_TYPE)
-        replies = pipeline.execute(raise_on_error=False) if members else []
+    calls = [("hget", (keys.global_key(m.digest), keys.FIELD_MEDIA_TYPE)) for m in members]
+    with translate_redis_errors(cache.client):
+        replies = cache.store.read_each(calls)
     rows = []
     for member, global_type in zip(members, replies, strict=True):
         if member.descriptor is None:
@@ -200,17 +197,14 @@ def holders(
     """
     found: list[Holder] = []
     examined = 0
-    client = cache.client
     for _ in range(LOOKUP_PAGES):
         wanted = min(budget - examined, listing.MAX_PAGE_SIZE)
         page = listing.list_repositories(cache, position, wanted)
         examined += len(page.items)
         names = [item.name for item in page.items]
-        with translate_redis_errors(client):
-            pipeline = client.pipeline(transaction=False)
-            for name in names:
-                pipeline.sismember(keys.membership_key(name), digest)
-            replies = pipeline.execute(raise_on_error=False) if names else []
+        calls = [("sismember", (keys.membership_key(name), digest)) for name in names]
+        with translate_redis_errors(cache.client):
+            replies = cache.store.read_each(calls)
         for name, member in zip(names, replies, strict=True):
             if member is True or member == 1:
                 try:
