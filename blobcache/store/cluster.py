@@ -10,6 +10,9 @@ guarantee, documented in the README). Each entry is cleared whole before a call 
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,6 +53,48 @@ _NOT_RUN = (
 _UNANSWERED = object()
 _DROPPED = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
+# Connections a step keeps out of each node's pool between steps, per pool, so every store on a
+# client shares them and they go with the pool. Borrowing from the pool each step costs more
+# Python than a short step spends on the network (a readiness probe, two locks and redis-py's
+# observability hooks: a quarter of a repository set+clear). A kept connection is taken by one
+# step at a time (list.pop and append are atomic) and is put back only after every reply it was
+# sent for has been read; one that failed goes back to the pool disconnected, as redis-py does.
+# They stay counted as in use by the pool, so closing the client still closes them.
+_IDLE_PER_POOL = 8
+_idle: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+_idle_lock = threading.Lock()
+
+
+def _forget_parents_connections() -> None:
+    """A forked child must not share its parent's sockets (nor a lock a parent thread held)."""
+    global _idle_lock
+    _idle.clear()
+    _idle_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_parents_connections)
+
+
+def _take(pool: Any) -> Any:
+    idle = _idle.get(pool)
+    if idle:
+        try:
+            return idle.pop()
+        except IndexError:
+            pass
+    return pool.get_connection()
+
+
+def _keep(pool: Any, connection: Any) -> None:
+    idle = _idle.get(pool)
+    if idle is None:
+        with _idle_lock:
+            idle = _idle.setdefault(pool, [])
+    if len(idle) < _IDLE_PER_POOL:
+        idle.append(connection)
+    else:
+        pool.release(connection)
+
 
 def command(name: str, key: Any, *args: Any) -> Command:
     return key, (name, key, *args)
@@ -85,29 +130,27 @@ class ClusterStore(Store):
         raised for the caller's translation (WRONGTYPE on a corrupt entry).
         """
         replies: list[Any] = [_UNANSWERED] * len(commands)
-        shares: dict[str, list[int]] = {}
-        pools: dict[str, Any] = {}
+        shares: dict[Any, list[int]] = {}
         for index, (key, _) in enumerate(commands):
             node = self.client.get_node_from_key(key)
             if node is not None and node.redis_connection is not None:
-                shares.setdefault(node.name, []).append(index)
-                pools[node.name] = node.redis_connection.connection_pool
+                shares.setdefault(node.redis_connection.connection_pool, []).append(index)
         # A node that cannot be reached, or drops its connection, only loses its own share:
         # the other nodes' replies are still read, so nothing they ran is run twice.
         sent: list[tuple[Any, Any, list[int]]] = []
         try:
-            for name, indexes in shares.items():
+            for pool, indexes in shares.items():
                 try:
-                    connection = pools[name].get_connection()
+                    connection = _take(pool)
                 except _DROPPED:
                     continue
-                sent.append((pools[name], connection, indexes))
+                sent.append((pool, connection, indexes))
                 try:
                     connection.send_packed_command(
                         connection.pack_commands([commands[index][1] for index in indexes])
                     )
                 except _DROPPED:
-                    sent[-1] = (pools[name], connection, [])
+                    sent[-1] = (pool, connection, [])
             for _, connection, indexes in sent:
                 try:
                     for index in indexes:
@@ -119,10 +162,12 @@ class ClusterStore(Store):
                     continue
         finally:
             for pool, connection, indexes in sent:
-                if not indexes or any(replies[index] is _UNANSWERED for index in indexes):
+                if indexes and all(replies[index] is not _UNANSWERED for index in indexes):
+                    _keep(pool, connection)
+                else:
                     # Replies may still be on their way: the connection cannot be reused.
                     connection.disconnect()
-                pool.release(connection)
+                    pool.release(connection)
         for index, reply in enumerate(replies):
             if reply is _UNANSWERED or isinstance(reply, _NOT_RUN):
                 try:
