@@ -129,8 +129,9 @@ class DescriptorCache:
     @metrics.measured(metrics.STAT, metrics.HIT)
     def stat(self, digest: str) -> Descriptor:
         validate_digest(digest)
-        with translate_redis_errors(self.client):
-            fields = self.store.stat_global(keys.global_key(digest))
+        global_key = keys.global_key(digest)
+        with translate_redis_errors(self.client, (global_key,)):
+            fields = self.store.stat_global(global_key)
         return descriptor_from_fields(*fields)
 
     def set_descriptor(self, digest: str, descriptor: Descriptor) -> None:

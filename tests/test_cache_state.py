@@ -517,3 +517,47 @@ class TestLegacyData:
         assert_unknown(cache.repository_scoped("team/app").stat, D1)
         assert redis_client.exists("repository::team/app::blobs") == 0
         assert redis_client.exists(f"repository::team/app::blobs::{D1}") == 0
+
+
+class TestWrongTypeIsNamed:
+    """A read that meets a key of the wrong type says which key, in a message an operator can
+    act on (plain reads get a bare WRONGTYPE reply that names nothing)."""
+
+    def test_global_stat_names_the_global_key(
+        self, cache: DescriptorCache, redis_client: redis.Redis
+    ) -> None:
+        redis_client.set(f"blobs::{D1}", "not a hash")
+        with pytest.raises(DescriptorCorrupt) as caught:
+            cache.stat(D1)
+        assert caught.value.message == (
+            f"a cache key holds a value of the wrong type: blobs::{D1} holds a string"
+        )
+
+    @pytest.mark.parametrize(
+        ("wrong", "kind"),
+        [
+            (f"blobs::{D1}", "list"),
+            (f"repository::foo/bar::blobs::{D1}", "list"),
+        ],
+    )
+    def test_repository_stat_names_the_wrong_hash(
+        self, cache: DescriptorCache, redis_client: redis.Redis, wrong: str, kind: str
+    ) -> None:
+        cache.repository_scoped("foo/bar").set_descriptor(D1, Descriptor(D1, 10, OCTET))
+        redis_client.delete(wrong)
+        redis_client.rpush(wrong, "x")
+        with pytest.raises(DescriptorCorrupt) as caught:
+            cache.repository_scoped("foo/bar").stat(D1)
+        assert caught.value.message == (
+            f"a cache key holds a value of the wrong type: {wrong} holds a {kind}"
+        )
+
+    def test_repository_stat_names_a_membership_key_of_the_wrong_type(
+        self, cache: DescriptorCache, redis_client: redis.Redis
+    ) -> None:
+        redis_client.hset("repository::foo/bar::blobs", "x", "y")
+        with pytest.raises(DescriptorCorrupt) as caught:
+            cache.repository_scoped("foo/bar").stat(D1)
+        assert caught.value.message == (
+            "a cache key holds a value of the wrong type: repository::foo/bar::blobs holds a hash"
+        )

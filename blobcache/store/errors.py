@@ -8,7 +8,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from blobcache import metrics
+from blobcache import keys, metrics
 from blobcache.connection import describe_client
 from blobcache.exceptions import CacheUnavailable, DescriptorCorrupt
 
@@ -38,12 +38,11 @@ def response_error(
     """The blobcache exception for an error reply (counted when it is an outage)."""
     text = str(error)
     if "WRONGTYPE" in text or CORRUPT_MARK in text:
-        where = ""
-        if CORRUPT_MARK not in text and involved:
-            where = f" (one of {', '.join(involved)})"
-        return DescriptorCorrupt(
-            f"a cache key holds a value of the wrong type: {_strip_script_noise(text)}{where}"
-        )
+        if CORRUPT_MARK in text:
+            where = _strip_script_noise(text).split(CORRUPT_MARK, 1)[1].strip()
+        else:
+            where = _wrong_typed(client, involved)
+        return DescriptorCorrupt(f"a cache key holds a value of the wrong type: {where}")
     # Everything else (OOM, READONLY, LOADING, MASTERDOWN, NOAUTH...) means Redis cannot
     # serve this call now; the entry itself is not at fault. Said apart from "cannot
     # reach", because the operator's fix differs (memory, replication, ACLs).
@@ -52,6 +51,31 @@ def response_error(
         f"Redis at {describe_client(client)} refused the command"
         f" ({type(error).__name__}): {_strip_script_noise(text)}"
     )
+
+
+def _wrong_typed(client: Any, involved: Sequence[str]) -> str:
+    """Which of ``involved`` holds the wrong type, for a plain command's WRONGTYPE reply, which
+    names no key. Asked only on this rare path; if Redis cannot say, the candidates are named."""
+    try:
+        kinds = [keys.key_text(client.type(key)) for key in involved]
+    except (redis_errors.RedisError, OSError):
+        kinds = []
+    wrong = [
+        f"{key} holds a {kind}"
+        for key, kind in zip(involved, kinds, strict=False)
+        if kind not in ("none", _expected_type(key))
+    ]
+    if wrong:
+        return ", ".join(wrong)
+    if involved:
+        return f"one of {', '.join(involved)}"
+    return "a key this call read"
+
+
+def _expected_type(key: str) -> str:
+    if key.startswith(keys.REPOSITORY_PREFIX) and key.endswith(keys.MEMBERSHIP_SUFFIX):
+        return "set"
+    return "hash"
 
 
 def unavailable(client: Any, error: BaseException) -> CacheUnavailable:

@@ -127,7 +127,7 @@ class TestFailures:
         (entry,) = audit_rows()
         assert (entry["operation"], entry["outcome"], entry["digest"]) == ("set", "corrupt", SHA256)
         assert entry["detail"] == (
-            f"a cache key holds a value of the wrong type: BLOBCACHE_CORRUPT blobs::{SHA256} "
+            f"a cache key holds a value of the wrong type: blobs::{SHA256} "
             "holds a string"
         )
 

@@ -139,7 +139,7 @@ class TestGlobal:
         assert put.status_code == 409
         assert put.json() == envelope(
             "DESCRIPTOR_CORRUPT",
-            f"a cache key holds a value of the wrong type: BLOBCACHE_CORRUPT blobs::{SHA256} "
+            f"a cache key holds a value of the wrong type: blobs::{SHA256} "
             "holds a string",
         )
         assert redis_client.get(f"blobs::{SHA256}") == "not a hash"
