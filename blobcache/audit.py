@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from blobcache.actor import current_actor
 from blobcache.conf import blobcache_settings
+from blobcache.descriptor import Descriptor
 from blobcache.exceptions import (
     BlobUnknown,
     CacheUnavailable,
@@ -181,6 +182,14 @@ def recording(operation: str, **fields: Any) -> Iterator[PendingEntry]:
         pending.entry = record(operation, **pending.fields())
         raise
     pending.entry = record(operation, **pending.fields())
+
+
+def set_detail(stored: Descriptor, created: bool) -> str:
+    """A set's detail: whether it created the entry, and what a stat reads back after it."""
+    return (
+        f"{'created' if created else 'updated'}: size={stored.size} "
+        f"mediaType={stored.media_type or '-'}"
+    )
 
 
 def retention_days() -> int | None:

@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from blobcache import actor, audit, bulk, connection, keys, listing, statistics
+from blobcache.admin.forms import DescriptorForm
 from blobcache.api.permissions import CHANGE, DELETE, VIEW
 from blobcache.cache import DescriptorCache, get_descriptor_cache, translate_redis_errors
 from blobcache.checks import REQUIRED_EVICTION_POLICY
@@ -47,6 +48,7 @@ from blobcache.exceptions import (
     BlobUnknown,
     CacheUnavailable,
     DescriptorCorrupt,
+    DescriptorInvalid,
     NameInvalid,
 )
 from blobcache.models import (
@@ -57,6 +59,7 @@ from blobcache.models import (
     GLOBAL_SCOPE,
     REPOSITORY_SCOPE,
     RUNNING,
+    SET,
     CachedDescriptor,
     CacheStatistics,
 )
@@ -89,6 +92,7 @@ _SECTIONS = {
     "overview": "overview",
     "repositories": "repositories",
     "repository": "repositories",
+    "set": "repositories",
     "digest": "digest",
     "reconcile": "reconcile",
 }
@@ -360,6 +364,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             ("statistics/", "statistics", self.statistics_view),
             ("repositories/", "repositories", self.repositories_view),
             ("repository/", "repository", self.repository_view),
+            ("repository/set/", "repository_set", self.repository_set_view),
             ("repository/clear/", "repository_clear", self.repository_clear_view),
             ("repository/clear-scope/", "repository_scope", self.repository_scope_view),
             ("digest/", "digest", self.digest_view),
@@ -535,6 +540,75 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                 "first_url": self.url("repository", name=name) if _started(request) else "",
             },
         )
+
+    def repository_set_view(self, request: HttpRequest) -> HttpResponse:
+        """Write or correct one repository's descriptor for a digest, as the registry's
+        SetDescriptor does (global fields, the repository's media type, then membership).
+
+        Not behind a confirmation: it removes nothing, and the form itself is the second step.
+        A descriptor already there fills the form, so a correction starts from what is stored.
+        """
+        # The page shows what is stored, so changing needs viewing too.
+        self.require(request, VIEW)
+        self.require(request, CHANGE)
+        source = request.POST if request.method == "POST" else request.GET
+        try:
+            name = validate_repository_name(source.get("name", ""))
+        except BlobCacheError as error:
+            return self.bad_input(request, "Set a descriptor", error)
+        cache = get_descriptor_cache()
+        scoped = cache.repository_scoped(name)
+        back = self.url("repository", name=name)
+        status = 200
+        if request.method == "POST":
+            form = DescriptorForm(request.POST)
+            if form.is_valid():
+                digest = form.cleaned_data["digest"]
+                try:
+                    with as_admin(request), audit.recording(
+                        SET, scope=REPOSITORY_SCOPE, repository=name, digest=digest
+                    ) as entry:
+                        stored, created = scoped.put(digest, form.descriptor())
+                        entry.detail = audit.set_detail(stored, created)
+                except DescriptorCorrupt as error:
+                    # The stored entry is in the way (a key of the wrong type): say so by the
+                    # form, which keeps what the operator typed. Nothing was written.
+                    form.add_error(None, f"{error.message}. Clear the entry, then set it.")
+                except DescriptorInvalid as error:
+                    form.add_error(None, error.message)
+                else:
+                    done = "Created" if created else "Updated"
+                    messages.success(request, f"{done} {digest} in {name}.")
+                    return HttpResponseRedirect(back)
+            status = 400
+        else:
+            form = DescriptorForm(initial=self.stored_fields(scoped, source.get("digest", "")))
+        digest = form["digest"].value() or ""
+        return self.render(
+            request,
+            "set",
+            f"Set a descriptor in {name}",
+            {
+                "form": form,
+                "repository": name,
+                "rows": [flagged(digest, scoped.stat)] if _is_digest(digest) else [],
+                "back": back,
+                "crumb": (name, back),
+            },
+            status=status,
+        )
+
+    @staticmethod
+    def stored_fields(scoped: Any, digest: str) -> dict[str, Any]:
+        """The form's starting values: the digest asked for and, when the repository holds a
+        readable descriptor for it, its size and media type."""
+        if not _is_digest(digest):
+            return {"digest": digest}
+        try:
+            stored = scoped.stat(digest)
+        except (BlobUnknown, DescriptorCorrupt):
+            return {"digest": digest}
+        return {"digest": digest, "size": stored.size, "media_type": stored.media_type}
 
     def repository_clear_view(self, request: HttpRequest) -> HttpResponse:
         """One repository's entry for one digest (3.1+ clear), behind a confirmation."""
@@ -801,6 +875,14 @@ def _position(request: HttpRequest) -> listing.ScanPosition | None:
         return listing.ScanPosition.decode(text)
     except listing.PositionInvalid:
         return None
+
+
+def _is_digest(text: str) -> bool:
+    try:
+        validate_digest(text)
+    except BlobCacheError:
+        return False
+    return True
 
 
 def _started(request: HttpRequest) -> bool:

@@ -195,10 +195,7 @@ class DescriptorViewSet(BlobCacheViewSet):
     def update(self, request: Request, digest: str, **kwargs: Any) -> Response:
         with self.audited(SET, digest=digest, **self.audit_scope()) as entry:
             stored, created = self.write_descriptor(request, digest)
-            entry.detail = (
-                f"{'created' if created else 'updated'}: size={stored.size} "
-                f"mediaType={stored.media_type or '-'}"
-            )
+            entry.detail = audit.set_detail(stored, created)
         return Response(
             DescriptorSerializer(stored).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -17,7 +17,7 @@ from blobcache.admin import console
 from blobcache.cache import DescriptorCache
 from blobcache.connection import describe_client
 from blobcache.models import AuditEntry, CacheStatistics
-from blobcache.testing import caches_for
+from blobcache.testing import Topology, caches_for
 from tests.audit_state import audit_row, audit_rows
 from tests.helpers.api import LAYER
 from tests.helpers.console import put, url, values
@@ -323,6 +323,159 @@ class TestCsrf:
         )
         assert response.status_code == 302
         assert redis_client.exists(f"repository::{ALPINE}::blobs") == 0
+
+
+# --- setting a descriptor: the form, exact Redis state and the audit log -------------------------
+
+
+@pytest.fixture()
+def changer(make_staff: Callable[..., User], login: Callable[..., Client]) -> Client:
+    return login(make_staff("view_descriptor", "change_descriptor"))
+
+
+def set_form(size: object = 7, media: str = LAYER, digest: str = D1) -> dict[str, Any]:
+    return {"name": ALPINE, "digest": digest, "size": size, "media_type": media}
+
+
+class TestSet:
+    def test_the_form_starts_from_what_is_stored(
+        self, changer: Client, cache: DescriptorCache
+    ) -> None:
+        put(cache, ALPINE, D1, LAYER)
+        body = text_of(changer.get(url("repository_set", name=ALPINE, digest=D1)))
+        assert f'name="digest" value="{D1}"' in body
+        assert 'name="size" value="42"' in body
+        assert f'name="media_type" value="{LAYER}"' in body
+        assert "Stored now" in body
+
+    def test_a_new_entry_is_written_as_the_registry_writes_it(
+        self, changer: Client, redis_client: Any
+    ) -> None:
+        empty = text_of(changer.get(url("repository_set", name=ALPINE)))
+        assert 'name="digest"' in empty and "Stored now" not in empty
+        response = changer.post(url("repository_set"), set_form())
+        assert response.status_code == 302
+        assert response["Location"] == url("repository", name=ALPINE)
+        assert f"Created {D1} in {ALPINE}." in text_of(changer.get(response["Location"]))
+        assert values(redis_client) == {
+            f"blobs::{D1}": {"digest": D1, "size": "7", "mediatype": LAYER},
+            f"repository::{ALPINE}::blobs": {D1},
+            f"repository::{ALPINE}::blobs::{D1}": {"mediatype": LAYER},
+        }
+        assert audit_rows() == [
+            by_admin(
+                "set", username_of(changer), scope="repository", repository=ALPINE, digest=D1,
+                detail=f"created: size=7 mediaType={LAYER}",
+            )
+        ]
+
+    def test_a_correction_overrides_the_repository_media_type_only(
+        self, changer: Client, cache: DescriptorCache, redis_client: Any
+    ) -> None:
+        # The registry's SetDescriptor: size and digest are rewritten, the global media type
+        # stays the first one written, the repository's becomes the new one.
+        put(cache, ALPINE, D1)
+        response = changer.post(url("repository_set"), set_form(size=43))
+        assert response.status_code == 302
+        assert f"Updated {D1} in {ALPINE}." in text_of(changer.get(response["Location"]))
+        assert values(redis_client) == {
+            f"blobs::{D1}": {"digest": D1, "size": "43", "mediatype": OCTET},
+            f"repository::{ALPINE}::blobs": {D1},
+            f"repository::{ALPINE}::blobs::{D1}": {"mediatype": LAYER},
+        }
+        (row,) = audit_rows()
+        assert row["detail"] == f"updated: size=43 mediaType={LAYER}"
+
+    @pytest.mark.parametrize(
+        ("field", "value", "message"),
+        [
+            ("digest", "sha256:abc", "invalid checksum digest length"),
+            ("digest", "", "This field is required."),
+            ("size", "-1", "Ensure this value is greater than or equal to 0."),
+            ("size", "1.5", "Enter a whole number."),
+            ("size", str(2**63), "Ensure this value is less than or equal to"),
+            ("media_type", "not a media type", "is not of the form type/subtype"),
+            ("media_type", "", "This field is required."),
+        ],
+    )
+    def test_bad_input_is_400_by_its_field_and_changes_nothing(
+        self, changer: Client, cache: DescriptorCache, redis_client: Any,
+        field: str, value: str, message: str,
+    ) -> None:
+        put(cache, ALPINE, D1)
+        before = dump(redis_client)
+        response = changer.post(url("repository_set"), {**set_form(), field: value})
+        assert response.status_code == 400
+        body = text_of(response)
+        assert "Please correct the error below." in body
+        error = re.search(rf'<div class="form-row field-{field} errors">(.*?)</div>', body)
+        assert error is not None and message in error.group(1)
+        assert dump(redis_client) == before
+        assert AuditEntry.objects.count() == 0
+
+    def test_a_corrupt_entry_is_said_by_the_form_and_left_alone(
+        self, changer: Client, redis_client: Any, topology: Topology
+    ) -> None:
+        redis_client.set(f"blobs::{D1}", "not a hash")
+        before = dump(redis_client)
+        response = changer.post(url("repository_set"), set_form())
+        assert response.status_code == 400
+        body = text_of(response)
+        assert f"blobs::{D1} holds a string" in body
+        assert f'name="media_type" value="{LAYER}"' in body  # what the operator typed stays
+        after = dump(redis_client)
+        assert after[f"blobs::{D1}"] == before[f"blobs::{D1}"]
+        assert f"repository::{ALPINE}::blobs" not in after  # never a member
+        if topology.kind != "cluster":  # elsewhere the write is all or nothing
+            assert after == before
+        (row,) = audit_rows()
+        assert (row["operation"], row["outcome"], row["digest"]) == ("set", "corrupt", D1)
+
+    def test_a_bad_repository_name_is_400(self, changer: Client, redis_client: Any) -> None:
+        response = changer.post(url("repository_set"), {**set_form(), "name": "Not/Valid"})
+        assert response.status_code == 400
+        assert dump(redis_client) == {}
+
+    @pytest.mark.parametrize(
+        "codenames",
+        [("view_descriptor",), ("change_descriptor",), ("view_descriptor", "delete_descriptor")],
+    )
+    def test_needs_view_and_change(
+        self, make_staff: Callable[..., User], login: Callable[..., Client], redis_client: Any,
+        codenames: tuple[str, ...],
+    ) -> None:
+        client = login(make_staff(*codenames))
+        assert client.get(url("repository_set", name=ALPINE)).status_code == 403
+        assert client.post(url("repository_set"), set_form()).status_code == 403
+        assert dump(redis_client) == {}
+        assert AuditEntry.objects.count() == 0
+
+    def test_links_follow_permissions(
+        self, make_staff: Callable[..., User], login: Callable[..., Client],
+        cache: DescriptorCache,
+    ) -> None:
+        put(cache, ALPINE, D1)
+        page = url("repository", name=ALPINE)
+        viewer = text_of(login(make_staff("view_descriptor")).get(page))
+        changer = text_of(login(make_staff("view_descriptor", "change_descriptor")).get(page))
+        assert "Set a descriptor" not in viewer and ">Change</a>" not in viewer
+        assert "Set a descriptor" in changer and ">Change</a>" in changer
+
+    def test_a_post_without_the_token_is_refused(
+        self, make_staff: Callable[..., User], login: Callable[..., Client], redis_client: Any
+    ) -> None:
+        client = login(
+            make_staff("view_descriptor", "change_descriptor"), enforce_csrf_checks=True
+        )
+        assert client.post(url("repository_set"), set_form()).status_code == 403
+        form = text_of(client.get(url("repository_set", name=ALPINE)))
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+        assert token is not None
+        response = client.post(
+            url("repository_set"), {**set_form(), "csrfmiddlewaretoken": token.group(1)}
+        )
+        assert response.status_code == 302
+        assert redis_client.smembers(f"repository::{ALPINE}::blobs") == {D1}
 
 
 # --- clears: exact Redis state and the audit log -------------------------------------------------
