@@ -136,11 +136,20 @@ class Operator:
 
         return [item.text for item in self.driver.find_elements(By.CSS_SELECTOR, ".messagelist li")]
 
-    def clear_link_of(self, digest: str) -> Any:
+    def link_of(self, digest: str, text: str) -> Any:
+        """The link ``text`` ("Change", "Clear") on the row of ``digest``."""
         from selenium.webdriver.common.by import By
 
         row = self.driver.find_element(By.XPATH, f"//tr[td/a[text()='{digest}']]")
-        return row.find_element(By.LINK_TEXT, "Clear")
+        return row.find_element(By.LINK_TEXT, text)
+
+    def fill(self, **fields: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        for name, value in fields.items():
+            box = self.driver.find_element(By.NAME, name)
+            box.clear()
+            box.send_keys(value)
 
 
 @pytest.fixture()
@@ -173,7 +182,7 @@ def test_clear_one_entry_through_its_confirmation(
     put(cache, ALPINE, D2)
     open_repository(console, ALPINE)
     assert "2 members." in console.text()
-    console.clear_link_of(D1).click()
+    console.link_of(D1, "Clear").click()
     console.wait_for_title("Are you sure?")
     assert D1 in console.text()
     console.click("#confirm")
@@ -190,6 +199,40 @@ def test_clear_one_entry_through_its_confirmation(
         ("admin", "operator", "clear", D1)
     ]
     audit_log_lists(console, D1, ALPINE)
+
+
+def test_correct_an_entry_then_add_one(
+    console: Operator, cache: DescriptorCache, redis_client: Any
+) -> None:
+    put(cache, ALPINE, D1)
+    open_repository(console, ALPINE)
+    console.link_of(D1, "Change").click()
+    console.wait_for_title(f"Set a descriptor in {ALPINE}")
+    console.fill(size="-1")
+    console.click("input[name=_save]")
+    assert "Please correct the error below." in console.text()
+    assert redis_client.hget(f"blobs::{D1}", "size") == "42"
+    console.fill(size="4096", media_type=LAYER)
+    console.click("input[name=_save]")
+    console.wait_for_title(ALPINE)
+    assert console.messages() == [f"Updated {D1} in {ALPINE}."]
+    console.click("#set-descriptor")
+    console.wait_for_title(f"Set a descriptor in {ALPINE}")
+    console.fill(digest=D2, size="10", media_type=LAYER)
+    console.click("input[name=_save]")
+    console.wait_for_title(ALPINE)
+    assert console.messages() == [f"Created {D2} in {ALPINE}."]
+    assert "2 members." in console.text()
+    assert values(redis_client) == {
+        f"blobs::{D1}": {"digest": D1, "size": "4096", "mediatype": "application/octet-stream"},
+        f"blobs::{D2}": {"digest": D2, "size": "10", "mediatype": LAYER},
+        f"repository::{ALPINE}::blobs": {D1, D2},
+        f"repository::{ALPINE}::blobs::{D1}": {"mediatype": LAYER},
+        f"repository::{ALPINE}::blobs::{D2}": {"mediatype": LAYER},
+    }
+    assert list(
+        AuditEntry.objects.order_by("id").values_list("interface", "user", "operation", "digest")
+    ) == [("admin", "operator", "set", D1), ("admin", "operator", "set", D2)]
 
 
 def test_clear_a_repository_scope_after_its_dry_run(
