@@ -108,6 +108,17 @@ def _number(parameters: Mapping[str, Any], name: str, default: float) -> float:
     return number
 
 
+def _attempts(parameters: Mapping[str, Any]) -> int:
+    value = parameters.get("maxattempts", MAX_ATTEMPTS)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if isinstance(value, bool) or number < 1 or number != int(number):
+        raise StorageUnconfigured("storage.s3.maxattempts must be a whole number from 1")
+    return int(number)
+
+
 def _endpoint_url(endpoint: str, secure: bool) -> str:
     # The registry accepts an endpoint without a scheme and picks it from ``secure``.
     if "://" in endpoint:
@@ -155,7 +166,9 @@ class S3Storage(Storage):
         config = botocore.config.Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            # botocore's ``max_attempts`` counts retries only; ``total_max_attempts`` counts
+            # the first request too, as the documented parameter does.
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             s3={"addressing_style": "path" if path_style else "auto"},
         )
         # Without keys, boto3's default chain: environment, profile, instance or task role.
@@ -201,7 +214,7 @@ class S3Storage(Storage):
             forcepathstyle=_flag(parameters, "forcepathstyle", None),
             connect_timeout=_number(parameters, "connecttimeout", CONNECT_TIMEOUT),
             read_timeout=_number(parameters, "readtimeout", READ_TIMEOUT),
-            max_attempts=int(_number(parameters, "maxattempts", MAX_ATTEMPTS)),
+            max_attempts=_attempts(parameters),
         )
 
     def _count(self, **_: Any) -> None:

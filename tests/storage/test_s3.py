@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,8 @@ from tests.helpers.storage_tree import (
     populate_stale,
 )
 from tests.redis_state import dump
+
+ATTEMPTS_MESSAGE = "storage.s3.maxattempts must be a whole number from 1"
 
 
 def opened(tree: S3Tree, **extra: Any) -> S3Storage:
@@ -251,6 +255,41 @@ class TestFailures:
                 )
             assert time.monotonic() - started < 10
 
+    @pytest.mark.parametrize(("status", "code"), [(500, "InternalError"), (503, "SlowDown")])
+    def test_a_server_error_is_unavailable_after_the_retries(
+        self, bucket: S3Tree, stale_redis: redis.Redis, db: None, status: int, code: str
+    ) -> None:
+        before = dump(stale_redis)
+        with failing_endpoint(status, code) as endpoint:
+            parameters = bucket.parameters(regionendpoint=endpoint.url, maxattempts=3)
+            with pytest.raises(StorageUnavailable) as raised:
+                reconcile({"s3": parameters})
+            # botocore's standard mode retried the 5xx: maxattempts in all, the first included.
+            assert endpoint.requests == 3
+        root = "registry/docker/registry/v2"
+        assert raised.value.message == (
+            f"cannot read {root}/ in s3://{bucket.bucket}/{root} at {endpoint.url}: {code}"
+        )
+        assert dump(stale_redis) == before
+
+    def test_no_credentials_anywhere_is_invalid(
+        self, bucket: S3Tree, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        # Nothing in the AWS default chain: no variables, no files, no instance metadata (which
+        # botocore would otherwise ask 169.254.169.254 for).
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                     "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                     "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        parameters = bucket.parameters()
+        del parameters["accesskey"], parameters["secretkey"]
+        with pytest.raises(StorageInvalid) as raised:
+            storage_from_section({"s3": parameters})
+        assert raised.value.message.startswith("no credentials for the s3 storage driver")
+
     def test_refused_connection_is_unavailable(self, bucket: S3Tree) -> None:
         with socket.socket() as unused:
             unused.bind(("127.0.0.1", 0))
@@ -292,6 +331,9 @@ class TestConfiguration:
             ({"bucket": 7}, "storage.s3.bucket must be a string"),
             ({"bucket": "b", "secure": "maybe"}, "storage.s3.secure must be true or false"),
             ({"bucket": "b", "readtimeout": 0}, "storage.s3.readtimeout must be a number above 0"),
+            ({"bucket": "b", "maxattempts": 0}, ATTEMPTS_MESSAGE),
+            ({"bucket": "b", "maxattempts": 1.5}, ATTEMPTS_MESSAGE),
+            ({"bucket": "b", "maxattempts": True}, ATTEMPTS_MESSAGE),
         ],
     )
     def test_bad_parameters(self, parameters: dict[str, Any], message: str) -> None:
@@ -316,3 +358,42 @@ class silent_endpoint:  # noqa: N801 - used as a context manager
     def __exit__(self, *_: object) -> None:
         self.socket.close()
 
+
+
+class failing_endpoint:  # noqa: N801 - used as a context manager
+    """An S3 endpoint whose every answer is one server error, counting the requests."""
+
+    def __init__(self, status: int, code: str) -> None:
+        self.status, self.code, self.requests = status, code, 0
+
+    def __enter__(self) -> failing_endpoint:
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                endpoint.requests += 1
+                body = (
+                    f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{endpoint.code}"
+                    f"</Code><Message>failing on purpose</Message></Error>"
+                ).encode()
+                self.send_response(endpoint.status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_PUT = do_POST = answer  # noqa: N815 - http.server's names
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
