@@ -90,10 +90,20 @@ def _keep(pool: Any, connection: Any) -> None:
     if idle is None:
         with _idle_lock:
             idle = _idle.setdefault(pool, [])
-    if len(idle) < _IDLE_PER_POOL:
+    if len(idle) < _idle_limit(pool):
         idle.append(connection)
     else:
         pool.release(connection)
+
+
+def _idle_limit(pool: Any) -> int:
+    """Kept connections count against the pool's ``max_connections`` (100 by default in
+    redis-py 8): at most a tenth of it stays out, so a pool sized to its callers still lends
+    redis-py's own commands what they need, and a pool below ten keeps none."""
+    most = getattr(pool, "max_connections", None)
+    if not isinstance(most, int):
+        return _IDLE_PER_POOL
+    return min(_IDLE_PER_POOL, most // 10)
 
 
 def command(name: str, key: Any, *args: Any) -> Command:

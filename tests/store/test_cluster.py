@@ -4,10 +4,12 @@ never reused after a failure and never shared with a forked child."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from blobcache import Descriptor
 from blobcache.cache import DescriptorCache
@@ -18,6 +20,7 @@ pytestmark = pytest.mark.cluster
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
+DIGESTS = [f"sha256:{index:064x}" for index in range(10)]
 OCTET = "application/octet-stream"
 REPO = "team/app"
 
@@ -108,3 +111,26 @@ def test_kept_connections_are_bounded_per_node(cache: DescriptorCache) -> None:
     set_and_clear(cache)
     for idle in cluster._idle.values():
         assert 1 <= len(idle) <= cluster._IDLE_PER_POOL
+
+
+@pytest.mark.parametrize(("most", "kept"), [(9, 0), (20, 2), (100, cluster._IDLE_PER_POOL)])
+def test_a_bounded_pool_keeps_at_most_a_tenth_out(
+    cache: DescriptorCache, most: int, kept: int
+) -> None:
+    # Kept connections count against CLUSTER_OPTIONS' max_connections (redis-py 8's default is
+    # 100); a pool sized to its callers must still lend redis-py's own commands a connection.
+    node = primaries(cache)[0]
+    client = RedisCluster(host=node.host, port=node.port, max_connections=most, protocol=2)
+    try:
+        bounded = DescriptorCache(client)
+        threads = min(most - 1, len(DIGESTS))
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            steps = [pool.submit(set_and_clear, bounded, 20, d) for d in DIGESTS[:threads]]
+            for done in steps:
+                done.result()
+        pools = [primary.redis_connection.connection_pool for primary in client.get_primaries()]
+        assert max(len(cluster._idle.get(pool, [])) for pool in pools) <= kept
+        for primary in client.get_primaries():
+            client.ping(target_nodes=primary)
+    finally:
+        client.close()
