@@ -37,6 +37,9 @@ GUNICORN_OPTIONS = (
     "--timeout", "30",
     "--graceful-timeout", "10",
     "--access-logfile", "-",
+    # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl, one per user: two
+    # servers would take it from each other. The demo's is its own, beside its other state.
+    "--control-socket", str(VAR_DIR / "gunicorn.ctl"),
 )
 
 

@@ -591,7 +591,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             {
                 "form": form,
                 "repository": name,
-                "rows": [flagged(digest, scoped.stat)] if _is_digest(digest) else [],
+                "rows": [flagged(digest, scoped.stat)] if bulk.is_valid_digest(digest) else [],
                 "back": back,
                 "crumb": (name, back),
             },
@@ -602,7 +602,7 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
     def stored_fields(scoped: Any, digest: str) -> dict[str, Any]:
         """The form's starting values: the digest asked for and, when the repository holds a
         readable descriptor for it, its size and media type."""
-        if not _is_digest(digest):
+        if not bulk.is_valid_digest(digest):
             return {"digest": digest}
         try:
             stored = scoped.stat(digest)
@@ -875,14 +875,6 @@ def _position(request: HttpRequest) -> listing.ScanPosition | None:
         return listing.ScanPosition.decode(text)
     except listing.PositionInvalid:
         return None
-
-
-def _is_digest(text: str) -> bool:
-    try:
-        validate_digest(text)
-    except BlobCacheError:
-        return False
-    return True
 
 
 def _started(request: HttpRequest) -> bool:

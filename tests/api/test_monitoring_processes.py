@@ -126,6 +126,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
                 [
                     str(Path(sys.executable).with_name("gunicorn")), "project.wsgi:application",
                     "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                    "--no-control-socket",  # not in the user's ~/.gunicorn
                 ],
                 env=env, stdout=output, stderr=subprocess.STDOUT,
             )

@@ -137,6 +137,7 @@ class BlobcacheServer:
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", "1",
                 "--chdir", str(PROJECT_DIR),
+                "--no-control-socket",  # not in the user's ~/.gunicorn
             ],
             host="127.0.0.1",
             port=self.port,

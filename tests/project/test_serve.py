@@ -236,6 +236,10 @@ class TestServe:
         assert f"blobcache is serving on http://127.0.0.1:{demo.port}/" in text
         assert f"Redis: unix://{demo.var_dir / 'redis' / 'redis.sock'}?db=0" in text
 
+    def test_gunicorns_control_socket_is_the_demos_own(self, demo: Demo) -> None:
+        # Not the per-user default (~/.gunicorn/gunicorn.ctl) that every gunicorn would share.
+        assert (demo.var_dir / "gunicorn.ctl").is_socket()
+
     def test_slow_clients_do_not_stall_other_requests(self, demo: Demo) -> None:
         stalled: list[socket.socket] = []
         try:

@@ -4,6 +4,7 @@ never reused after a failure and never shared with a forked child."""
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -93,6 +94,7 @@ def test_a_forked_child_opens_its_own_connections(cache: DescriptorCache) -> Non
     assert any(cluster._idle.values()), "the parent keeps connections between steps"
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports through its exit status
+        signal.alarm(60)  # a child stuck on a socket it shares dies instead of hanging the suite
         status = 1
         try:
             if not any(cluster._idle.values()):
@@ -103,7 +105,7 @@ def test_a_forked_child_opens_its_own_connections(cache: DescriptorCache) -> Non
     # Both processes at once: a socket they shared would interleave their replies.
     set_and_clear(cache, 200)
     _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.waitstatus_to_exitcode(status) == 0, "the child failed or was stopped by its alarm"
 
 
 def test_kept_connections_are_bounded_per_node(cache: DescriptorCache) -> None:
