@@ -572,7 +572,8 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                         entry.detail = audit.set_detail(stored, created)
                 except DescriptorCorrupt as error:
                     # The stored entry is in the way (a key of the wrong type): say so by the
-                    # form, which keeps what the operator typed. Nothing was written.
+                    # form, which keeps what the operator typed. The entry was not made (on
+                    # Cluster a hash may be written, but never the membership that lists it).
                     form.add_error(None, f"{error.message}. Clear the entry, then set it.")
                 except DescriptorInvalid as error:
                     form.add_error(None, error.message)
