@@ -582,9 +582,17 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
                     messages.success(request, f"{done} {digest} in {name}.")
                     return HttpResponseRedirect(back)
             status = 400
+            digest = str(form["digest"].value() or "")
+            current = flagged(digest, scoped.stat) if bulk.is_valid_digest(digest) else None
         else:
-            form = DescriptorForm(initial=self.stored_fields(scoped, source.get("digest", "")))
-        digest = form["digest"].value() or ""
+            # A descriptor already there fills the form: a correction starts from it.
+            digest = source.get("digest", "")
+            current = flagged(digest, scoped.stat) if bulk.is_valid_digest(digest) else None
+            initial: dict[str, Any] = {"digest": digest}
+            if current is not None and current.descriptor is not None:
+                found = current.descriptor
+                initial.update(size=found.size, media_type=found.media_type)
+            form = DescriptorForm(initial=initial)
         return self.render(
             request,
             "set",
@@ -592,24 +600,12 @@ class CachedDescriptorAdmin(admin.ModelAdmin):
             {
                 "form": form,
                 "repository": name,
-                "rows": [flagged(digest, scoped.stat)] if bulk.is_valid_digest(digest) else [],
+                "rows": [current] if current is not None else [],
                 "back": back,
                 "crumb": (name, back),
             },
             status=status,
         )
-
-    @staticmethod
-    def stored_fields(scoped: Any, digest: str) -> dict[str, Any]:
-        """The form's starting values: the digest asked for and, when the repository holds a
-        readable descriptor for it, its size and media type."""
-        if not bulk.is_valid_digest(digest):
-            return {"digest": digest}
-        try:
-            stored = scoped.stat(digest)
-        except (BlobUnknown, DescriptorCorrupt):
-            return {"digest": digest}
-        return {"digest": digest, "size": stored.size, "media_type": stored.media_type}
 
     def repository_clear_view(self, request: HttpRequest) -> HttpResponse:
         """One repository's entry for one digest (3.1+ clear), behind a confirmation."""
