@@ -38,6 +38,11 @@ def repository_of_membership_key(key: str) -> str:
     return key[len(REPOSITORY_PREFIX) : -len(MEMBERSHIP_SUFFIX)]
 
 
+def is_membership_key(key: str) -> bool:
+    """Whether a layout key names a membership set; the other two shapes are hashes."""
+    return key.startswith(REPOSITORY_PREFIX) and key.endswith(MEMBERSHIP_SUFFIX)
+
+
 def key_text(value: Any) -> str:
     """A key or member as text; bytes that are not UTF-8 (written by someone else) still show,
     and such text never passes the ASCII-only digest and name grammars."""

@@ -86,11 +86,12 @@ def _take(pool: Any) -> Any:
 
 
 def _keep(pool: Any, connection: Any) -> None:
+    limit = _idle_limit(pool)
     idle = _idle.get(pool)
-    if idle is None:
+    if idle is None and limit:
         with _idle_lock:
             idle = _idle.setdefault(pool, [])
-    if len(idle) < _idle_limit(pool):
+    if idle is not None and len(idle) < limit:
         idle.append(connection)
     else:
         pool.release(connection)

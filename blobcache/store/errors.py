@@ -55,27 +55,27 @@ def response_error(
 
 def _wrong_typed(client: Any, involved: Sequence[str]) -> str:
     """Which of ``involved`` holds the wrong type, for a plain command's WRONGTYPE reply, which
-    names no key. Asked only on this rare path; if Redis cannot say, the candidates are named."""
-    try:
-        kinds = [keys.key_text(client.type(key)) for key in involved]
-    except (redis_errors.RedisError, OSError):
-        kinds = []
+    names no key. Asked (one pipelined round trip) only on this rare path; if Redis cannot say,
+    the candidates are named."""
+    kinds: list[str] = []
+    if involved:
+        try:
+            pipe = client.pipeline(transaction=False)
+            for key in involved:
+                pipe.type(key)
+            kinds = [keys.key_text(kind) for kind in pipe.execute()]
+        except (redis_errors.RedisError, OSError):
+            kinds = []
     wrong = [
         f"{key} holds a {kind}"
         for key, kind in zip(involved, kinds, strict=False)
-        if kind not in ("none", _expected_type(key))
+        if kind not in ("none", "set" if keys.is_membership_key(key) else "hash")
     ]
     if wrong:
         return ", ".join(wrong)
     if involved:
         return f"one of {', '.join(involved)}"
     return "a key this call read"
-
-
-def _expected_type(key: str) -> str:
-    if key.startswith(keys.REPOSITORY_PREFIX) and key.endswith(keys.MEMBERSHIP_SUFFIX):
-        return "set"
-    return "hash"
 
 
 def unavailable(client: Any, error: BaseException) -> CacheUnavailable:
