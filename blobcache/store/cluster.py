@@ -76,13 +76,10 @@ os.register_at_fork(after_in_child=_forget_parents_connections)
 
 
 def _take(pool: Any) -> Any:
-    idle = _idle.get(pool)
-    if idle:
-        try:
-            return idle.pop()
-        except IndexError:
-            pass
-    return pool.get_connection()
+    try:
+        return _idle[pool].pop()
+    except (KeyError, IndexError):
+        return pool.get_connection()
 
 
 def _keep(pool: Any, connection: Any) -> None:
